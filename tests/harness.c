@@ -1,0 +1,65 @@
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+int harness_failures;
+int harness_checks;
+
+void harness_fail(const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s:%d: FAIL: ", file, line);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  harness_failures++;
+}
+
+static const char *env_path(const char *var, const char *relative) {
+  const char *root = getenv(var);
+  if (!root) {
+    fprintf(stderr, "%s is not set: run this test through ctest\n", var);
+    exit(2);
+  }
+  static __thread char paths[8][4096];
+  static __thread int next;
+  char *p = paths[next++ % 8];
+  snprintf(p, 4096, "%s/%s", root, relative);
+  return p;
+}
+
+const char *harness_shared(const char *relative) {
+  char rel[4000];
+  snprintf(rel, sizeof rel, "testdata/%s", relative);
+  const char *p = env_path("FEDLORA_SHARED", rel);
+  FILE *f = fopen(p, "rb");
+  if (!f) {
+    fprintf(stderr, "SKIPPED: this test needs %s (the shared/ folder beside the checkout); it is absent\n", p);
+    exit(77);
+  }
+  fclose(f);
+  return p;
+}
+
+const char *harness_source(const char *relative) { return env_path("FEDLORA_SOURCE_DIR", relative); }
+const char *harness_build(const char *relative) { return env_path("FEDLORA_BUILD_DIR", relative); }
+
+const char *harness_tmpdir(void) {
+  static __thread char dir[64];
+  snprintf(dir, sizeof dir, "/tmp/fedlora-test-XXXXXX");
+  if (!mkdtemp(dir)) {
+    perror("mkdtemp");
+    exit(2);
+  }
+  return dir;
+}
+
+int harness_finish(void) {
+  if (harness_checks == 0) {
+    fprintf(stderr, "FAIL: the test made no checks\n");
+    return 1;
+  }
+  printf("%d checks, %d failed\n", harness_checks, harness_failures);
+  return harness_failures ? 1 : 0;
+}
