@@ -1,0 +1,11 @@
+/* The `fedlora` command's subcommands; each lives in its own cmd_<name>.c. */
+#ifndef FEDLORA_COMMANDS_H
+#define FEDLORA_COMMANDS_H
+
+typedef struct {
+  const char *name;
+  const char *summary;  /* one line for `fedlora --help` */
+  int (*run)(int argc, char **argv);  /* argv[0] is the subcommand's name */
+} command;
+
+#endif

@@ -1,0 +1,31 @@
+/* `fedlora`: the site's toolbox (train, eval, generate, merge, ...), one subcommand per file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const command commands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void print_help(FILE *out) {
+  fprintf(out, "usage: fedlora COMMAND [OPTIONS]\n\nCommands:\n");
+  for (const command *c = commands; c->name; c++) fprintf(out, "  %-12s %s\n", c->name, c->summary);
+  fprintf(out, "\n`fedlora COMMAND --help` describes each command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    print_help(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("fedlora %s\n", FEDLORA_VERSION);
+    return 0;
+  }
+  for (const command *c = commands; c->name; c++)
+    if (strcmp(argv[1], c->name) == 0) return c->run(argc - 1, argv + 1);
+  fprintf(stderr, "fedlora: unknown command '%s'\n", argv[1]);
+  print_help(stderr);
+  return 2;
+}
