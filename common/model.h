@@ -1,0 +1,158 @@
+/* The Llama-family model: configuration, the base-weight arena, and forward/backward over a batch.
+ *
+ * Per layer: RMSNorm -> attention (RoPE, grouped-query, causal) -> residual -> RMSNorm ->
+ * SwiGLU MLP down(silu(gate x) * up x) -> residual; then a final RMSNorm and the classifier
+ * (tied to the token embedding or separate).
+ *
+ * RoPE convention: internally q/k rows are laid out for llama2.c's rotation of ADJACENT pairs
+ * (2i, 2i+1) within each head. Hugging Face checkpoints store q_proj/k_proj rows for the half-split
+ * rotation (i, i + head_dim/2); loaders call rope_rows_hf_to_internal on q/k weights (and on LoRA B
+ * of q/k adapters), savers call rope_rows_internal_to_hf.
+ *
+ * Functions returning int give 0 on success, -1 with a message in `err`. */
+#ifndef FEDLORA_MODEL_H
+#define FEDLORA_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lora.h"
+
+typedef struct model_config {
+  int dim;          /* D, the residual width */
+  int hidden_dim;   /* F, the MLP width */
+  int n_layers;     /* L */
+  int n_heads;      /* H query heads */
+  int n_kv_heads;   /* KV heads; n_heads % n_kv_heads == 0 */
+  int head_dim;     /* hd, usually D / H; must be even */
+  int vocab_size;   /* V */
+  int max_seq_len;  /* longest sequence the model was trained for (RoPE is computed, not tabled) */
+  float norm_eps;   /* RMSNorm epsilon, 1e-5 for llama2.c */
+  float rope_theta; /* 10000 for llama2.c */
+  int tied_classifier; /* 1: the classifier is the token embedding */
+} model_config;
+
+/* Pointers into one arena, in llama2.c's file order. Matrices are (out, in), row-major.
+ * QD = n_heads * head_dim, KVD = n_kv_heads * head_dim. The same struct describes gradient arenas. */
+typedef struct {
+  float *tok_emb;   /* (V, D) */
+  float *rms_att;   /* (L, D) */
+  float *wq;        /* (L, QD, D)  q_proj */
+  float *wk;        /* (L, KVD, D) k_proj */
+  float *wv;        /* (L, KVD, D) v_proj */
+  float *wo;        /* (L, D, QD)  o_proj */
+  float *rms_ffn;   /* (L, D) */
+  float *w_gate;    /* (L, F, D)  gate_proj, llama2.c w1 */
+  float *w_down;    /* (L, D, F)  down_proj, llama2.c w2 */
+  float *w_up;      /* (L, F, D)  up_proj, llama2.c w3 */
+  float *rms_final; /* (D) */
+  float *wcls;      /* (V, D), equal to tok_emb when tied (no storage of its own) */
+} model_weights;
+
+typedef struct {
+  model_config config;
+  model_weights weights; /* pointers into params */
+  float *params;         /* (num_params) the base-weight arena */
+  size_t num_params;
+} model;
+
+/* Checks every field (positive sizes, head divisibility, even head_dim, eps/theta > 0). */
+int model_config_validate(const model_config *c, char *err, size_t err_size);
+/* Floats in a weight arena for this config (wcls counted only when not tied). */
+size_t model_weights_count(const model_config *c);
+/* Points w's members into base, which holds model_weights_count(c) floats. */
+void model_weights_point(model_weights *w, const model_config *c, float *base);
+
+/* Allocates a zeroed arena for a validated config. */
+int model_build(model *m, const model_config *c, char *err, size_t err_size);
+void model_free(model *m);
+/* Random weights (normal(0, std), norms = 1) from a seeded RNG, for benchmarks and tests. */
+void model_init_random(model *m, uint64_t seed, float std);
+/* Opens a llama2.c .bin file or a Hugging Face directory (dispatch on "is a directory"). */
+int model_load(model *m, const char *path, char *err, size_t err_size);
+
+/* Permutes the rows of a (n_heads * head_dim, cols) matrix in place between the HF half-split
+ * order and the internal adjacent-pair order: internal row 2i+c of a head is HF row c*hd/2 + i. */
+void rope_rows_hf_to_internal(float *w, int n_heads, int head_dim, int cols);
+void rope_rows_internal_to_hf(float *w, int n_heads, int head_dim, int cols);
+
+/* Everything one forward/backward over a (B, T) batch needs, in one arena allocated once.
+ * N = B * T rows. Buffers kept from forward for backward are per layer. */
+typedef struct {
+  float *resid;     /* (L + 1, N, D) residual stream entering each layer; [L] is the last output */
+  float *resid_mid; /* (L, N, D) residual after attention */
+  float *xn_att;    /* (L, N, D) RMSNorm output before attention */
+  float *rstd_att;  /* (L, N) 1 / rms */
+  float *q;         /* (L, N, QD) after RoPE */
+  float *k;         /* (L, N, KVD) after RoPE */
+  float *v;         /* (L, N, KVD) */
+  float *att;       /* (L, B, H, T, T) softmax probabilities, zero above the diagonal */
+  float *att_out;   /* (L, N, QD) heads concatenated, input of o_proj */
+  float *xn_ffn;    /* (L, N, D) RMSNorm output before the MLP */
+  float *rstd_ffn;  /* (L, N) */
+  float *gate;      /* (L, N, F) gate_proj output, before SiLU */
+  float *up;        /* (L, N, F) up_proj output */
+  float *act;       /* (L, N, F) silu(gate) * up, input of down_proj */
+  float *xn_final;  /* (N, D) final RMSNorm output, the classifier's input */
+  float *rstd_final;/* (N) */
+  float *lora_xa;   /* (L, LORA_NUM_MODULES, N, r) dropout(x) A^T per adapted module, or NULL */
+  float *rope_cos;  /* (T, hd / 2) */
+  float *rope_sin;  /* (T, hd / 2) */
+  float *logits;    /* (LOSS_CHUNK, V) classifier rows, one chunk at a time */
+  /* backward scratch, present only when built for training */
+  float *d_resid;   /* (N, D) gradient of the residual stream */
+  float *d_xn;      /* (N, D) */
+  float *d_q;       /* (N, QD) */
+  float *d_k;       /* (N, KVD) */
+  float *d_v;       /* (N, KVD) */
+  float *d_att;     /* (B, H, T, T) */
+  float *d_att_out; /* (N, QD) */
+  float *d_gate;    /* (N, F) */
+  float *d_up;      /* (N, F) */
+  float *d_act;     /* (N, F) */
+  float *lora_scratch; /* (N, max(D, F, QD)) dropped-out input or gradient through A */
+  float *lora_d_xa;    /* (N, r) */
+} model_acts;
+
+#define LOSS_CHUNK 64
+
+typedef struct {
+  int batch, seq_len;   /* B, T */
+  int training;         /* built with backward scratch */
+  int lora_rank;        /* r the lora_xa buffer was sized for, 0 without LoRA */
+  model_acts acts;      /* pointers into mem */
+  float *mem;
+  size_t mem_floats;
+  /* set by model_forward for model_backward */
+  int dropout_on;
+  uint64_t dropout_seed;
+} model_activations;
+
+/* lora may be NULL. training = 1 adds the backward scratch. */
+int activations_build(model_activations *a, const model_config *c, const lora_adapter *lora, int batch,
+                      int seq_len, int training, char *err, size_t err_size);
+void activations_free(model_activations *a);
+
+/* Forward through every layer and the final norm for tokens (B, T). lora may be NULL.
+ * dropout_seed != 0 turns LoRA dropout on (training); 0 means evaluation. Allocates nothing. */
+void model_forward(const model *m, const lora_adapter *lora, model_activations *a, const int *tokens,
+                   uint64_t dropout_seed);
+
+/* Cross-entropy of next tokens after model_forward: targets (B, T), mask (B, T) weights (1 counts a
+ * position, 0 skips it; NULL counts all). Returns the sum of -log p over counted positions and
+ * adds their weight to *count. With d_scale != 0 it also writes d_xn (the gradient of the final
+ * norm's output) for loss = d_scale * sum, and accumulates the classifier's gradient into dweights
+ * when dweights is not NULL (full-parameter mode). Logits exist one LOSS_CHUNK of rows at a time. */
+double model_loss(const model *m, model_activations *a, const int *targets, const float *mask,
+                  float d_scale, model_weights *dweights, double *count);
+
+/* Backward from d_xn (written by model_loss) to the trainable parameters; gradients accumulate.
+ * dweights: every base weight's gradient (full-parameter mode), or NULL.
+ * dlora: gradient with lora->params' layout (LoRA mode), or NULL. */
+void model_backward(const model *m, const lora_adapter *lora, model_activations *a, const int *tokens,
+                    model_weights *dweights, float *dlora);
+
+/* Logits (V) of row `row` (b * T + t) after model_forward, for generation. */
+void model_logits_row(const model *m, model_activations *a, int row, float *logits);
+
+#endif
