@@ -8,4 +8,6 @@ typedef struct {
   int (*run)(int argc, char **argv);  /* argv[0] is the subcommand's name */
 } command;
 
+int cmd_dp_epsilon(int argc, char **argv);
+
 #endif

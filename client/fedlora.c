@@ -5,6 +5,7 @@
 #include "commands.h"
 
 static const command commands[] = {
+    {"dp-epsilon", "the (epsilon, delta) of noisy training, by the RDP accountant", cmd_dp_epsilon},
     {NULL, NULL, NULL},
 };
 

@@ -133,5 +133,19 @@ int main(void) {
   check_against_quadrature(1e-5, 0.1, 256.1, 1e-7);
   check_against_quadrature(0.99, 0.1, 256.0, 1e-7);
   check_against_quadrature(0.999, 100.0, 256.1, 1e-7);
+
+  /* The command line reports the same number (the binary sits in the build tree's root). */
+  char command[4200], out[512] = "";
+  snprintf(command, sizeof command, "%s dp-epsilon --noise 1.5 --rate 0.04 --steps 2250 --delta 1e-5 --json",
+           harness_build("fedlora"));
+  FILE *p = popen(command, "r");
+  CHECK(p != NULL);
+  if (p) {
+    size_t got = fread(out, 1, sizeof out - 1, p);
+    out[got] = '\0';
+    CHECK_EQ_INT(pclose(p), 0);
+  }
+  CHECK_STR_CONTAINS(out, "\"epsilon\": 7.329111171");
+  CHECK_STR_CONTAINS(out, "\"order\": 3.9");
   return harness_finish();
 }
