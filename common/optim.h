@@ -53,7 +53,8 @@ void optimizer_step(optimizer *o, float *params, const float *grads, float lr);
  *   SCHEDULE_CONSTANT:    lr
  *   SCHEDULE_COSINE:      lr * max(0, 0.5 * (1 + cos(pi * (s - w) / max(1, T - w))))
  * which is transformers' get_constant_schedule_with_warmup / get_cosine_schedule_with_warmup with
- * num_cycles = 0.5: the first update runs at lr 0 when w > 0, and the rate reaches 0 at s = T. */
+ * num_cycles = 0.5: the first update runs at lr 0 when w > 0, and the rate reaches 0 at s = T.
+ * One deliberate difference: past T the cosine rate stays 0, where HF's would climb back up. */
 typedef enum { SCHEDULE_CONSTANT, SCHEDULE_COSINE } schedule_kind;
 
 typedef struct {
