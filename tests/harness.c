@@ -55,6 +55,19 @@ const char *harness_tmpdir(void) {
   return dir;
 }
 
+const char *harness_pki(void) {
+  static char dir[64];
+  if (dir[0]) return dir;
+  snprintf(dir, sizeof dir, "%s", harness_tmpdir());
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "bash '%s' '%s' alpha beta gamma >/dev/null", harness_source("certs/dev-pki.sh"), dir);
+  if (system(cmd) != 0) {
+    fprintf(stderr, "certs/dev-pki.sh failed\n");
+    exit(2);
+  }
+  return dir;
+}
+
 int harness_finish(void) {
   if (harness_checks == 0) {
     fprintf(stderr, "FAIL: the test made no checks\n");

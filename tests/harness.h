@@ -59,6 +59,10 @@ const char *harness_build(const char *relative);
 /* A fresh empty directory under /tmp, removed by the caller if it wishes. */
 const char *harness_tmpdir(void);
 
+/* A development PKI (certs/dev-pki.sh) with sites alpha, beta and gamma, made once per process
+ * in a fresh directory; returns that directory. */
+const char *harness_pki(void);
+
 /* Prints the summary and returns the process exit code. */
 int harness_finish(void);
 
