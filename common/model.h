@@ -117,7 +117,8 @@ typedef struct {
 #define LOSS_CHUNK 64
 
 typedef struct {
-  int batch, seq_len;   /* B, T */
+  int batch, seq_len;   /* B, T of the next forward; callers may lower them to at most the capacity */
+  int max_batch, max_seq_len; /* capacity the arena was built for; per-layer strides use it */
   int training;         /* built with backward scratch */
   int lora_rank;        /* r the lora_xa buffer was sized for, 0 without LoRA */
   model_acts acts;      /* pointers into mem */
