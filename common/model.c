@@ -299,6 +299,13 @@ void model_forward(const model *mdl, const lora_adapter *lora, model_activations
   rmsnorm_forward(a->acts.xn_final, a->acts.rstd_final, last, w->rms_final, N, D, c->norm_eps);
 }
 
+double loss_count(const int *targets, const float *mask, int n) {
+  double count = 0.0;
+  for (int i = 0; i < n; i++)
+    if (targets[i] >= 0) count += mask ? mask[i] : 1.0f;
+  return count;
+}
+
 double model_loss(const model *mdl, model_activations *a, const int *targets, const float *mask,
                   float d_scale, model_weights *dweights, double *count) {
   const model_config *c = &mdl->config;

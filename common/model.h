@@ -139,6 +139,10 @@ void activations_free(model_activations *a);
 void model_forward(const model *m, const lora_adapter *lora, model_activations *a, const int *tokens,
                    uint64_t dropout_seed);
 
+/* Total weight of the counted positions: sum of mask (1 each when NULL) over targets >= 0. The mean
+ * loss's gradient is model_loss with d_scale = 1 / this, known before the forward. */
+double loss_count(const int *targets, const float *mask, int n);
+
 /* Cross-entropy of next tokens after model_forward: targets (B, T), mask (B, T) weights (1 counts a
  * position, 0 skips it; NULL counts all). Returns the sum of -log p over counted positions and
  * adds their weight to *count. With d_scale != 0 it also writes d_xn (the gradient of the final
