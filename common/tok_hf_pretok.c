@@ -110,8 +110,9 @@ static pcre2_code *compile_regex(const char *pattern, uint32_t extra, const char
                                  size_t errlen) {
   int code;
   PCRE2_SIZE at;
-  pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | extra,
-                                 &code, &at, NULL);
+  /* PCRE2 refuses UCP alongside LITERAL, and a literal has no classes for it to change anyway. */
+  uint32_t options = PCRE2_UTF | (extra & PCRE2_LITERAL ? 0 : PCRE2_UCP) | extra;
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, options, &code, &at, NULL);
   if (!re) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(code, msg, sizeof msg);
