@@ -18,8 +18,7 @@ struct tokenizer {
   void (*destroy)(tokenizer *tok);
 };
 
-/* Both return -1 when memory runs out (err filled), 0 otherwise. */
-int token_ids_push(token_ids *list, int id, char *err, size_t errlen);
+/* Returns -1 when memory runs out (err filled), 0 otherwise. */
 int token_text_append(token_text *text, const void *bytes, size_t n, char *err, size_t errlen);
 
 void tok_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

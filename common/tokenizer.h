@@ -32,6 +32,8 @@ typedef struct {
   size_t len, cap;
 } token_text;
 
+/* Appends one id; returns -1 when memory runs out (err filled), 0 otherwise. */
+int token_ids_push(token_ids *list, int id, char *err, size_t errlen);
 void token_ids_free(token_ids *list);
 void token_text_free(token_text *text);
 
