@@ -9,5 +9,6 @@ typedef struct {
 } command;
 
 int cmd_dp_epsilon(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif
