@@ -9,6 +9,7 @@ typedef struct {
 } command;
 
 int cmd_dp_epsilon(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -6,6 +6,7 @@
 
 static const command commands[] = {
     {"dp-epsilon", "the (epsilon, delta) of noisy training, by the RDP accountant", cmd_dp_epsilon},
+    {"merge", "fold a LoRA adapter into its base model, written as a Hugging Face directory", cmd_merge},
     {"tokenize", "text to token ids (or back) with a model's tokenizer", cmd_tokenize},
     {NULL, NULL, NULL},
 };
