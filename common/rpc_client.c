@@ -26,7 +26,7 @@ struct rpc_stream {
   grpc_slice status_details;
   const char *error_string;
   rpc_bytes rbuf;
-  int failed;           /* a batch failed: the call is over */
+  int send_failed;      /* the server has ended the call: later sends are no-ops */
   int initial_received; /* RECV_INITIAL_METADATA done */
   int send_closed;
   int status_posted;
@@ -98,14 +98,17 @@ void rpc_client_free(rpc_client *c) {
 
 /* The call's own deadline bounds every wait, so plucks need none of their own. */
 static int stream_batch(rpc_stream *s, const grpc_op *ops, size_t n) {
-  if (s->failed) return -1;
-  if (grpc_call_start_batch(s->call, ops, n, &s->op_tag, NULL) != GRPC_CALL_OK) {
-    s->failed = 1;
-    return -1;
-  }
+  if (grpc_call_start_batch(s->call, ops, n, &s->op_tag, NULL) != GRPC_CALL_OK) return -1;
   grpc_event ev = grpc_completion_queue_pluck(s->cq, &s->op_tag, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-  if (!ev.success) s->failed = 1;
   return ev.success ? 0 : -1;
+}
+
+/* A failed send means the server has already ended the call; its status is still to be read,
+ * and gRPC delivers it only once the receiving side has been asked for. */
+static int stream_send_batch(rpc_stream *s, const grpc_op *ops, size_t n) {
+  if (s->send_failed) return -1;
+  if (stream_batch(s, ops, n) != 0) s->send_failed = 1;
+  return s->send_failed ? -1 : 0;
 }
 
 rpc_stream *rpc_stream_open(rpc_client *c, const char *path, double timeout_s) {
@@ -132,30 +135,30 @@ rpc_stream *rpc_stream_open(rpc_client *c, const char *path, double timeout_s) {
 
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_INITIAL_METADATA;
-  stream_batch(s, &op, 1);
+  stream_send_batch(s, &op, 1);
   return s;
 }
 
 int rpc_stream_send_raw(rpc_stream *s, const void *bytes, size_t len) {
-  if (s->failed) return -1;
+  if (s->send_failed) return -1;
   grpc_byte_buffer *bb = rpc_buffer_from_bytes(bytes, len);
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_MESSAGE;
   op.data.send_message.send_message = bb;
-  int rc = stream_batch(s, &op, 1);
+  int rc = stream_send_batch(s, &op, 1);
   grpc_byte_buffer_destroy(bb);
   return rc;
 }
 
 int rpc_stream_send(rpc_stream *s, const ProtobufCMessage *msg) {
-  if (s->failed) return -1;
+  if (s->send_failed) return -1;
   grpc_byte_buffer *bb = rpc_buffer_from_message(msg);
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_MESSAGE;
   op.data.send_message.send_message = bb;
-  int rc = stream_batch(s, &op, 1);
+  int rc = stream_send_batch(s, &op, 1);
   grpc_byte_buffer_destroy(bb);
   return rc;
 }
@@ -166,7 +169,7 @@ int rpc_stream_close_send(rpc_stream *s) {
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  return stream_batch(s, &op, 1);
+  return stream_send_batch(s, &op, 1);
 }
 
 int rpc_stream_recv(rpc_stream *s, const ProtobufCMessageDescriptor *type, ProtobufCMessage **msg) {
@@ -181,16 +184,16 @@ int rpc_stream_recv(rpc_stream *s, const ProtobufCMessageDescriptor *type, Proto
   }
   ops[n].op = GRPC_OP_RECV_MESSAGE;
   ops[n++].data.recv_message.recv_message = &bb;
-  if (stream_batch(s, ops, n) != 0) return -1;
+  int rc = stream_batch(s, ops, n);
   s->initial_received = 1;
+  if (rc != 0) return -1;
   if (!bb) return 0;
-  int rc = rpc_bytes_from_buffer(&s->rbuf, bb);
+  rc = rpc_bytes_from_buffer(&s->rbuf, bb);
   grpc_byte_buffer_destroy(bb);
   if (rc == 0) *msg = rpc_bytes_decode(&s->rbuf, type);
   if (!*msg) {
     log_error("rpc %s: the server's message is not a valid %s", s->path, type->name);
     grpc_call_cancel_with_status(s->call, GRPC_STATUS_INTERNAL, "undecodable response", NULL);
-    s->failed = 1;
     return -1;
   }
   return 1;
@@ -213,6 +216,14 @@ int rpc_stream_finish(rpc_stream *s, rpc_status *st) {
   rpc_status local;
   if (!st) st = &local;
   /* The status arrives when the server ends the call or the deadline passes, whichever is first. */
+  if (!s->initial_received) {
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_INITIAL_METADATA;
+    op.data.recv_initial_metadata.recv_initial_metadata = &s->initial_metadata;
+    stream_batch(s, &op, 1);
+    s->initial_received = 1;
+  }
   if (s->status_posted) {
     grpc_completion_queue_pluck(s->cq, &s->status_tag, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
     st->code = s->status;

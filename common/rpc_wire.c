@@ -32,7 +32,7 @@ int rpc_bytes_from_buffer(rpc_bytes *b, grpc_byte_buffer *bb) {
   grpc_slice slice;
   while (grpc_byte_buffer_reader_next(&reader, &slice)) {
     size_t n = GRPC_SLICE_LENGTH(slice);
-    if (off + n <= need) memcpy(b->data + off, GRPC_SLICE_START_PTR(slice), n);
+    if (n && off + n <= need) memcpy(b->data + off, GRPC_SLICE_START_PTR(slice), n);
     off += n;
     grpc_slice_unref(slice);
   }

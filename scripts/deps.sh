@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The Debian 12 packages fedlora needs to build and run, in one place. Installs the missing ones
+# when run as root; otherwise prints the exact apt-get line and fails. Idempotent.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config       # toolchain
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler   # gRPC core and the wire protocol
+  libssl-dev openssl                     # TLS, secure aggregation, dev PKI
+  libopenblas-openmp-dev                 # sgemm, sharing one OpenMP pool with our loops
+  libjansson-dev                         # JSON: configs, PEFT, tokenizers
+  libpcre2-dev libutf8proc-dev           # tokenizer pre-tokenizer regex and NFC
+  libinih-dev                            # INI configuration
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "fedlora needs these Debian packages; install them as root with:" >&2
+  echo "  apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps.sh: done"
