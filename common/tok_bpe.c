@@ -1,13 +1,14 @@
 #include "tok_bpe.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 typedef struct {
   double priority;
-  size_t left, right;  /* positions in the original symbol array */
-  int a, b;            /* the ids the pair had when pushed; a mismatch on pop means it is stale */
+  uint32_t left, right;  /* positions in the original symbol array */
+  int a, b;              /* the ids the pair had when pushed; a mismatch on pop means it is stale */
   int merged;
-} candidate;
+} candidate;  /* 32 bytes; a SentencePiece-style word is a whole document, so this adds up */
 
 typedef struct {
   candidate *items;  // (cap) binary min-heap
@@ -44,9 +45,9 @@ static candidate heap_pop(heap *h) {
   return top;
 }
 
-#define NONE ((size_t)-1)
+#define NONE UINT32_MAX
 
-static void push_pair(heap *h, const int *ids, size_t left, size_t right, bpe_pair_fn pair, const void *ctx) {
+static void push_pair(heap *h, const int *ids, uint32_t left, uint32_t right, bpe_pair_fn pair, const void *ctx) {
   candidate c = {.left = left, .right = right, .a = ids[left], .b = ids[right]};
   if (pair(ctx, c.a, c.b, &c.priority, &c.merged)) heap_push(h, c);
 }
@@ -54,15 +55,16 @@ static void push_pair(heap *h, const int *ids, size_t left, size_t right, bpe_pa
 int bpe_merge(int *ids, size_t *n, bpe_pair_fn pair, const void *ctx) {
   size_t len = *n;
   if (len < 2) return 0;
+  if (len >= UINT32_MAX) return -1;
   /* Each merge pushes at most two new candidates onto the n - 1 initial ones. */
   heap h = {.items = malloc(3 * len * sizeof(candidate))};
-  size_t *prev = malloc(len * sizeof *prev), *next = malloc(len * sizeof *next);
+  uint32_t *prev = malloc(len * sizeof *prev), *next = malloc(len * sizeof *next);
   if (!h.items || !prev || !next) {
     free(h.items), free(prev), free(next);
     return -1;
   }
-  for (size_t i = 0; i < len; i++) prev[i] = i ? i - 1 : NONE, next[i] = i + 1 < len ? i + 1 : NONE;
-  for (size_t i = 0; i + 1 < len; i++) push_pair(&h, ids, i, i + 1, pair, ctx);
+  for (uint32_t i = 0; i < len; i++) prev[i] = i ? i - 1 : NONE, next[i] = i + 1 < len ? i + 1 : NONE;
+  for (uint32_t i = 0; i + 1 < len; i++) push_pair(&h, ids, i, i + 1, pair, ctx);
   while (h.len) {
     candidate c = heap_pop(&h);
     if (ids[c.left] != c.a || next[c.left] != c.right || ids[c.right] != c.b) continue;
@@ -74,7 +76,7 @@ int bpe_merge(int *ids, size_t *n, bpe_pair_fn pair, const void *ctx) {
     if (next[c.left] != NONE) push_pair(&h, ids, c.left, next[c.left], pair, ctx);
   }
   size_t out = 0;
-  for (size_t i = 0; i != NONE; i = next[i]) ids[out++] = ids[i];
+  for (uint32_t i = 0; i != NONE; i = next[i]) ids[out++] = ids[i];
   *n = out;
   free(h.items), free(prev), free(next);
   return 0;

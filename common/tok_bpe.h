@@ -11,7 +11,7 @@
 typedef int (*bpe_pair_fn)(const void *ctx, int a, int b, double *priority, int *merged);
 
 /* Merges ids[0..*n) in place until no pair merges; *n shrinks to the result's length.
- * Returns 0, or -1 when out of memory. */
+ * Returns 0, or -1 when out of memory (or the word has 2^32 symbols). */
 int bpe_merge(int *ids, size_t *n, bpe_pair_fn pair, const void *ctx);
 
 #endif
