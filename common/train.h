@@ -1,0 +1,72 @@
+/* Training: one optimizer step = grad_accum micro-batches of (B, T) windows, forward + mean masked
+ * cross-entropy + backward into one flat gradient, global-norm clipping, then the optimizer at the
+ * scheduled learning rate. The trainable array is the LoRA adapter's params, or in full-parameter
+ * mode the whole base-weight arena. Nothing is allocated after trainer_build. Results are
+ * deterministic given the seed and the thread count. */
+#ifndef FEDLORA_TRAIN_H
+#define FEDLORA_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset_ids.h"
+#include "lora.h"
+#include "model.h"
+#include "optim.h"
+
+typedef struct {
+  int batch, seq_len;   /* B, T of one micro-batch */
+  int grad_accum;       /* micro-batches per optimizer step (>= 1) */
+  long steps;           /* optimizer steps */
+  optim_config optim;
+  lr_schedule schedule; /* total_steps = steps */
+  float grad_clip;      /* global L2 norm; 0 = off */
+  int shuffle;          /* window order: seeded permutation per epoch, or file order */
+  uint64_t seed;        /* shuffling and LoRA dropout */
+} train_config;
+
+typedef struct {
+  model *model;
+  lora_adapter *lora;     /* NULL: full-parameter mode */
+  train_config cfg;
+  float *params;          /* (n) what the optimizer updates: lora->params or model->params */
+  float *grad;            /* (n) same layout */
+  size_t n;
+  model_weights dweights; /* full-parameter mode: pointers into grad */
+  optimizer opt;
+  model_activations acts;
+  int *inputs, *targets;  /* (B, T) */
+  float *mask;            /* (B, T) */
+  size_t *order;          /* (n_windows) window order of the current epoch */
+  size_t n_windows;
+  long order_epoch;       /* epoch `order` holds, -1 before the first */
+  long step;              /* optimizer steps done */
+} trainer;
+
+/* data's window count sizes the epoch order. lora NULL trains every base weight. */
+int trainer_build(trainer *t, model *m, lora_adapter *lora, const train_config *cfg, const token_ids *data,
+                  char *err, size_t err_size);
+void trainer_free(trainer *t);
+
+typedef struct {
+  double loss;      /* mean loss over the step's micro-batches (before the update) */
+  float grad_norm;  /* global norm before clipping */
+  float lr;
+} step_report;
+
+/* One optimizer step on the next grad_accum * B windows of data. */
+step_report trainer_step(trainer *t, const token_ids *data);
+
+/* Forward + loss + backward of one batch, adding weight * d(mean loss) into t->grad. Returns the
+ * mean loss. Exposed for tests and callers with their own batches. */
+double trainer_accumulate(trainer *t, const int *inputs, const int *targets, const float *mask, float weight,
+                          uint64_t dropout_seed);
+/* Clips, updates at the scheduled rate and zeroes the gradient. */
+step_report trainer_update(trainer *t);
+
+/* Mean next-token loss over every window of data (partial last window included), in batches of
+ * B x T; *tokens gets the number of counted targets. lora may be NULL. */
+int evaluate_loss(const model *m, const lora_adapter *lora, const token_ids *data, int batch, int seq_len,
+                  double *loss, double *tokens, char *err, size_t err_size);
+
+#endif
