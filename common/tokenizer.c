@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tok_internal.h"
 
@@ -94,6 +95,11 @@ int tok_parse_byte_piece(const char *piece, size_t len) {
 }
 
 tokenizer *tokenizer_load(const char *path, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    tok_error(err, errlen, "%s is a directory; give the tokenizer.json or tokenizer.bin inside it", path);
+    return NULL;
+  }
   FILE *f = fopen(path, "rb");
   if (!f) {
     tok_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));

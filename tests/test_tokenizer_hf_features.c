@@ -108,6 +108,8 @@ int main(void) {
   tokenizer_free(tok);
   remove(config);
 
+  CHECK(tokenizer_load(dir, err, sizeof err) == NULL);
+  CHECK_STR_CONTAINS(err, "is a directory");
   check_rejected(dir, "@MODEL@", "WordPiece", "model type \"WordPiece\"");
   check_rejected(dir, "@NORM@", "{\"type\":\"Lowercase\"}", "normalizer type \"Lowercase\"");
   check_rejected(dir, "@NORM@", "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},{\"type\":\"Strip\"}]}",
