@@ -71,12 +71,16 @@ int hf_config_load(model_config *c, const char *dir, char *err, size_t err_size)
       json_src_number(&s, root, "rms_norm_eps", &eps) || json_src_number_opt(&s, root, "rope_theta", 10000.0, &theta) ||
       json_src_bool_opt(&s, root, "tie_word_embeddings", 0, &c->tied_classifier))
     goto done;
-  if (c->n_heads <= 0 || c->dim % c->n_heads != 0) {
-    snprintf(err, err_size, "%s: field \"num_attention_heads\": %d does not divide hidden_size %d", path, c->n_heads,
-             c->dim);
-    goto done;
+  /* head_dim may be given explicitly (then heads * head_dim need not equal hidden_size) */
+  if (json_src_int_opt(&s, root, "head_dim", 0, &c->head_dim)) goto done;
+  if (c->head_dim == 0) {
+    if (c->n_heads <= 0 || c->dim % c->n_heads != 0) {
+      snprintf(err, err_size, "%s: field \"num_attention_heads\": %d does not divide hidden_size %d", path,
+               c->n_heads, c->dim);
+      goto done;
+    }
+    c->head_dim = c->dim / c->n_heads;
   }
-  if (json_src_int_opt(&s, root, "head_dim", c->dim / c->n_heads, &c->head_dim)) goto done;
   c->norm_eps = (float)eps;
   c->rope_theta = (float)theta;
   char why[512];

@@ -1,6 +1,7 @@
 #include "peft.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,8 +206,8 @@ static int write_config(const lora_adapter *ad, const char *dir, const char *bas
   json_object_set_new(root, "layers_pattern", json_null());
   json_object_set_new(root, "layers_to_transform", json_null());
   json_object_set_new(root, "loftq_config", json_object());
-  json_object_set_new(root, "lora_alpha", cfg->alpha == (float)(long)cfg->alpha ? json_integer((long)cfg->alpha)
-                                                                                 : json_float(cfg->alpha));
+  int integral = fabsf(cfg->alpha) < 1e9f && floorf(cfg->alpha) == cfg->alpha;
+  json_object_set_new(root, "lora_alpha", integral ? json_integer((json_int_t)cfg->alpha) : json_float(cfg->alpha));
   json_object_set_new(root, "lora_dropout", json_float(cfg->dropout));
   json_object_set_new(root, "megatron_config", json_null());
   json_object_set_new(root, "megatron_core", json_string("megatron.core"));

@@ -237,9 +237,10 @@ static void test_stories(void) {
   model_free(&base);
 }
 
-/* A separate classifier is written as lm_head.weight and read back. */
+/* A separate classifier is written as lm_head.weight and read back, as is an explicit head_dim. */
 static void test_untied(void) {
-  model_config c = {.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+  /* head_dim 12: heads * head_dim (48) differs from dim (32), so config.json must carry head_dim */
+  model_config c = {.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 12,
                     .vocab_size = 50, .max_seq_len = 64, .norm_eps = 1e-6f, .rope_theta = 500000.0f,
                     .tied_classifier = 0};
   model m, back;
