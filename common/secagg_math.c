@@ -80,7 +80,7 @@ int secagg_mask_expand(const uint8_t seed[SECAGG_SEED_BYTES], uint32_t *mask, si
 
 /* The mask is generated in chunks of whole ChaCha20 blocks; chunk c starts at block
  * c × MASK_CHUNK_BLOCKS, so the words are the same as one long keystream. */
-#define MASK_CHUNK_BLOCKS 64
+#define MASK_CHUNK_BLOCKS 256
 #define MASK_CHUNK_WORDS (MASK_CHUNK_BLOCKS * 16)
 
 int secagg_mask_apply(uint32_t *y, size_t d, const uint8_t seed[SECAGG_SEED_BYTES], int sign) {
