@@ -135,7 +135,12 @@ static int parse_tensor(st_file *f, st_tensor *t, json_t *info, char *err, size_
              path, name);
     return -1;
   }
-  if (begin > end || (uint64_t)end > f->data_size) {
+  if (begin > end) {
+    snprintf(err, err_size, "%s: tensor \"%s\": field \"data_offsets\" [%lld, %lld] ends before it begins", path,
+             name, begin, end);
+    return -1;
+  }
+  if ((uint64_t)end > f->data_size) {
     snprintf(err, err_size,
              "%s: tensor \"%s\": field \"data_offsets\" [%lld, %lld] is outside the data section of %zu bytes",
              path, name, begin, end, f->data_size);
