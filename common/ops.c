@@ -5,7 +5,13 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
+
+void compute_threads_set(int n) {
+  openblas_set_num_threads(n);
+  omp_set_num_threads(n);
+}
 
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int n, int d, float eps) {
 #pragma omp parallel for schedule(static)

@@ -6,6 +6,9 @@
 
 #include <stddef.h>
 
+/* One pool for everything: OpenBLAS (OpenMP build) and our own `omp parallel` loops. */
+void compute_threads_set(int n);
+
 /* out (N, D) = x * rstd * w, rstd (N) = 1 / sqrt(mean(x^2) + eps). */
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int n, int d, float eps);
 /* dx (N, D) +=, dw (D) += (dw may be NULL when the norm weight is frozen). */
