@@ -1,7 +1,9 @@
 /* safetensors: exact f32 round trip, f16/bf16 against known bit patterns, and a battery of malformed
  * files that must each be rejected with a message naming the problem. */
+#include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "fsutil.h"
 #include "half.h"
@@ -229,6 +231,52 @@ static void test_writer_rejects(void) {
   if (fp) fclose(fp);
 }
 
+/* Entries in dir whose name contains ".tmp-": what a crashed or failed atomic write would leave. */
+static int count_temp_files(const char *path) {
+  DIR *d = opendir(path);
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp-") != NULL;
+  if (d) closedir(d);
+  return n;
+}
+
+static void test_fsutil(void) {
+  char nested[256], file[256];
+  snprintf(nested, sizeof nested, "%s/a/b/c", dir);
+  CHECK_EQ_INT(fs_mkdir_p(nested, 0755, err, sizeof err), 0);
+  CHECK_EQ_INT(fs_mkdir_p(nested, 0755, err, sizeof err), 0); /* existing is fine */
+  struct stat st;
+  CHECK(stat(nested, &st) == 0 && S_ISDIR(st.st_mode));
+  snprintf(file, sizeof file, "%s/a/file", dir);
+  CHECK_EQ_INT(fs_write_atomic(file, "old", 3, err, sizeof err), 0);
+  CHECK_EQ_INT(fs_write_atomic(file, "new!", 4, err, sizeof err), 0);
+  CHECK(stat(file, &st) == 0 && st.st_size == 4 && (st.st_mode & 0777) == 0644);
+  char sub_of_file[300];
+  snprintf(sub_of_file, sizeof sub_of_file, "%s/x", file);
+  CHECK_EQ_INT(fs_mkdir_p(sub_of_file, 0755, err, sizeof err), -1);
+  CHECK_STR_CONTAINS(err, "cannot create directory");
+  CHECK_EQ_INT(fs_mkdir_p(file, 0755, err, sizeof err), -1);
+  CHECK_STR_CONTAINS(err, "exists and is not a directory");
+  /* an aborted write leaves neither the target nor its temp file */
+  atomic_file af;
+  char aborted[256];
+  snprintf(aborted, sizeof aborted, "%s/a/aborted", dir);
+  CHECK_EQ_INT(atomic_file_open(&af, aborted, err, sizeof err), 0);
+  fputs("partial", af.fp);
+  CHECK_EQ_INT(count_temp_files(nested) + count_temp_files(dir), 0);
+  char parent[256];
+  snprintf(parent, sizeof parent, "%s/a", dir);
+  CHECK_EQ_INT(count_temp_files(parent), 1);
+  atomic_file_abort(&af);
+  CHECK_EQ_INT(count_temp_files(parent), 0);
+  CHECK(stat(aborted, &st) != 0);
+  CHECK_EQ_INT(fs_write_atomic("/nonexistent-dir/x", "x", 1, err, sizeof err), -1);
+  CHECK_STR_CONTAINS(err, "/nonexistent-dir/x: cannot create temp file");
+  CHECK_EQ_INT(fs_remove_tree(parent, err, sizeof err), 0);
+  CHECK(stat(parent, &st) != 0);
+  CHECK_EQ_INT(fs_remove_tree(parent, err, sizeof err), 0); /* already gone is fine */
+}
+
 int main(void) {
   dir = harness_tmpdir();
   test_round_trip_f32();
@@ -236,6 +284,8 @@ int main(void) {
   test_round_trip_half();
   test_malformed();
   test_writer_rejects();
+  test_fsutil();
+  CHECK_EQ_INT(count_temp_files(dir), 0); /* every write above, failed or not, cleaned up */
   if (harness_failures == 0) fs_remove_tree(dir, err, sizeof err);
   return harness_finish();
 }
