@@ -19,7 +19,9 @@ static int check_architecture(const json_src *s, const json_t *root) {
   if (model_type && strcmp(model_type, "llama") == 0) return 0;
   size_t i;
   const json_t *a;
-  json_array_foreach(archs, i, a) if (json_is_string(a) && strcmp(json_string_value(a), "LlamaForCausalLM") == 0) return 0;
+  json_array_foreach(archs, i, a) {
+    if (json_is_string(a) && strcmp(json_string_value(a), "LlamaForCausalLM") == 0) return 0;
+  }
   const json_t *first = json_array_get(archs, 0);
   snprintf(s->err, s->err_size,
            "%s: unsupported architecture %s (model_type %s): only LlamaForCausalLM / model_type \"llama\" is supported",
