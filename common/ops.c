@@ -203,13 +203,15 @@ double crossentropy_forward_backward(float *logits, const int *targets, const fl
       }
       float mx = row[0];
       for (int j = 1; j < vocab; j++) mx = row[j] > mx ? row[j] : mx;
+      float target_logit = row[tgt];
+      /* one exp per logit, kept in place for the gradient; the sum in double */
       double sum = 0.0;
-      for (int j = 0; j < vocab; j++) sum += exp((double)(row[j] - mx));
-      row_loss[i] = wgt * (log(sum) - (double)(row[tgt] - mx));
+      for (int j = 0; j < vocab; j++) sum += (row[j] = expf(row[j] - mx));
+      row_loss[i] = wgt * (log(sum) - (double)(target_logit - mx));
       if (d_scale != 0.0f) {
-        float c = d_scale * wgt;
-        for (int j = 0; j < vocab; j++) row[j] = c * (float)(exp((double)(row[j] - mx)) / sum);
-        row[tgt] -= c;
+        float c = (float)(d_scale * wgt / sum);
+        for (int j = 0; j < vocab; j++) row[j] *= c;
+        row[tgt] -= d_scale * wgt;
       }
     }
     for (int i = 0; i < rows; i++) {

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 
 #include "generate.h"
-#include "llama2c.h"
 #include "harness.h"
 #include "model.h"
 
@@ -28,8 +27,8 @@ int main(void) {
 
   model m;
   char err[512];
-  int rc = llama2c_load(&m, ckpt, err, sizeof err);
-  CHECK_MSG(rc == 0, "llama2c_load: %s", err);
+  int rc = model_load(&m, ckpt, err, sizeof err);
+  CHECK_MSG(rc == 0, "model_load: %s", err);
   if (rc) return harness_finish();
   CHECK_EQ_INT(m.config.dim, 64);
   CHECK_EQ_INT(m.config.n_kv_heads, 4);

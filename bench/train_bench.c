@@ -1,0 +1,127 @@
+/* Training benchmark: LoRA (r 8, alpha 16, all seven targets, AdamW) on a random-weight Llama of a
+ * fixed size; prints tokens/s, GFLOP/s and peak RSS.
+ *
+ * FLOPs counted per optimizer step are the useful ones (2 per multiply-add):
+ *   every base projection: forward and input gradient (the base is frozen, no weight gradient);
+ *   every LoRA module: x A^T, (xA) B^T forward; dB, d(xA), dA, dx backward = 6 N r (in + out);
+ *   attention: Q K^T and P V forward, four products backward, over the causal half only
+ *     (T (T + 1) / 2 pairs, although the kernel computes the full square);
+ *   classifier: forward and input gradient.
+ * Element-wise work (norms, RoPE, softmax, SwiGLU) is not counted. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "dataset_ids.h"
+#include "model.h"
+#include "ops.h"
+#include "train.h"
+
+typedef struct {
+  const char *name;
+  model_config model;
+  int batch, seq_len, steps;
+} bench_config;
+
+static const bench_config configs[] = {
+    {"tiny", {.dim = 64, .hidden_dim = 172, .n_layers = 5, .n_heads = 8, .n_kv_heads = 4, .head_dim = 8,
+              .vocab_size = 512, .max_seq_len = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+              .tied_classifier = 1}, 8, 256, 10},
+    {"small", {.dim = 288, .hidden_dim = 768, .n_layers = 6, .n_heads = 6, .n_kv_heads = 6, .head_dim = 48,
+               .vocab_size = 32000, .max_seq_len = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+               .tied_classifier = 1}, 4, 256, 5},
+    {"medium", {.dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12, .n_kv_heads = 12, .head_dim = 64,
+                .vocab_size = 32000, .max_seq_len = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+                .tied_classifier = 1}, 2, 256, 3},
+};
+
+static double step_flops(const model_config *c, const lora_adapter *ad, int batch, int seq_len) {
+  double N = (double)batch * seq_len, r = ad->config.rank, total = 0.0;
+  for (int m = 0; m < LORA_NUM_MODULES; m++) {
+    double in = ad->in_features[m], out = ad->out_features[m];
+    total += 2.0 * (2.0 * N * in * out); /* forward + input gradient */
+    if (ad->config.targets & (1u << m)) total += 6.0 * N * r * (in + out);
+  }
+  total *= c->n_layers;
+  double pairs = (double)batch * c->n_heads * seq_len * (seq_len + 1) / 2.0;
+  total += c->n_layers * (2.0 + 4.0) * 2.0 * pairs * c->head_dim;
+  total += 2.0 * (2.0 * N * c->dim * c->vocab_size);
+  return total;
+}
+
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: train_bench [--config tiny|small|medium] [--threads N] [--steps K]\n");
+}
+
+int main(int argc, char **argv) {
+  const bench_config *bc = &configs[0];
+  int threads = 0, steps = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+      const char *name = argv[++i];
+      bc = NULL;
+      for (size_t k = 0; k < sizeof configs / sizeof configs[0]; k++)
+        if (!strcmp(configs[k].name, name)) bc = &configs[k];
+      if (!bc) {
+        fprintf(stderr, "train_bench: unknown --config '%s' (tiny, small or medium)\n", name);
+        return 2;
+      }
+    } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      threads = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+      steps = atoi(argv[++i]);
+    } else {
+      usage(!strcmp(argv[i], "--help") ? stdout : stderr);
+      return !strcmp(argv[i], "--help") ? 0 : 2;
+    }
+  }
+  if (threads > 0) compute_threads_set(threads);
+  if (steps <= 0) steps = bc->steps;
+
+  char err[512];
+  model m;
+  lora_adapter ad;
+  trainer t;
+  if (model_build(&m, &bc->model, err, sizeof err)) goto fail;
+  model_init_random(&m, 1, 0.02f);
+  lora_config lc = {.rank = 8, .alpha = 16.0f, .targets = LORA_TARGETS_ALL};
+  if (lora_build(&ad, &m.config, &lc, err, sizeof err)) goto fail;
+  lora_init(&ad, 2);
+  token_ids data = {.n = (size_t)bc->batch * bc->seq_len * 4 + 1};
+  data.ids = malloc(sizeof(int) * data.n);
+  for (size_t i = 0; i < data.n; i++) data.ids[i] = (int)((i * 2654435761u) % (unsigned)bc->model.vocab_size);
+  train_config tc = {.batch = bc->batch, .seq_len = bc->seq_len, .grad_accum = 1, .steps = steps + 1,
+                     .optim = optim_config_default(OPTIM_ADAMW), .grad_clip = 1.0f, .shuffle = 0, .seed = 3};
+  tc.schedule = (lr_schedule){.kind = SCHEDULE_CONSTANT, .lr = 1e-4f, .total_steps = tc.steps};
+  if (trainer_build(&t, &m, &ad, &tc, &data, err, sizeof err)) goto fail;
+  trainer_step(&t, &data); /* warm-up: first touch of the arenas, OpenBLAS buffers */
+  double start = seconds_now();
+  step_report r = {0};
+  for (int s = 0; s < steps; s++) r = trainer_step(&t, &data);
+  double elapsed = seconds_now() - start;
+  double tokens = (double)steps * bc->batch * bc->seq_len;
+  double flops = steps * step_flops(&m.config, &ad, bc->batch, bc->seq_len);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("config %s (dim %d, layers %d, heads %d/%d, hidden %d, vocab %d, batch %dx%d), threads %d, %d steps\n",
+         bc->name, bc->model.dim, bc->model.n_layers, bc->model.n_heads, bc->model.n_kv_heads, bc->model.hidden_dim,
+         bc->model.vocab_size, bc->batch, bc->seq_len, threads, steps);
+  printf("tokens/s %.0f  GFLOP/s %.2f  step %.1f ms  peak RSS %.1f MB  (loss %.4f)\n", tokens / elapsed,
+         flops / elapsed * 1e-9, elapsed / steps * 1e3, ru.ru_maxrss / 1024.0, r.loss);
+  trainer_free(&t);
+  free(data.ids);
+  lora_free(&ad);
+  model_free(&m);
+  return 0;
+fail:
+  fprintf(stderr, "train_bench: %s\n", err);
+  return 1;
+}
