@@ -18,7 +18,8 @@ typedef struct {
   int n_stop;
 } generate_config;
 
-/* Writes at most steps - 1 ids to out and their count to *n_out. lora may be NULL. */
+/* Writes at most steps ids (one per position, as run.c prints them) to out and their count to
+ * *n_out. lora may be NULL. */
 int generate_ids(const model *m, const lora_adapter *lora, const int *prompt, int n_prompt,
                  const generate_config *cfg, int *out, int *n_out, char *err, size_t err_size);
 
