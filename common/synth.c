@@ -143,6 +143,12 @@ int synth_corpus_load(const char *path, const tokenizer *tok, int **ids, size_t 
     snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
     return -1;
   }
+  tokenizer *bytes = tok ? NULL : tokenizer_build_bytes();
+  if (!tok && !(tok = bytes)) {
+    fclose(f);
+    snprintf(err, err_size, "%s: out of memory", path);
+    return -1;
+  }
   token_ids out = {0};
   char *line = NULL, where[4200];
   size_t cap = 0;
@@ -173,6 +179,7 @@ int synth_corpus_load(const char *path, const tokenizer *tok, int **ids, size_t 
   }
   free(line);
   fclose(f);
+  tokenizer_free(bytes);
   if (rc) {
     token_ids_free(&out);
     return -1;

@@ -34,8 +34,8 @@ int synth_write(FILE *out, synth_source s, uint64_t seed, long count, char *err,
 
 /* Reads a JSON Lines file of {"text"} or {"prompt", "completion"} records into one token stream:
  * each record becomes BOS text EOS (prompt and completion concatenated), so a window of the
- * stream can span record boundaries the way pretraining corpora are packed. *ids is malloc'd;
- * errors name the file and line. */
+ * stream can span record boundaries the way pretraining corpora are packed. tok NULL means the
+ * byte-level tokenizer. *ids is malloc'd; errors name the file and line. */
 int synth_corpus_load(const char *path, const struct tokenizer *tok, int **ids, size_t *n, char *err,
                       size_t err_size);
 
