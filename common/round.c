@@ -105,6 +105,7 @@ round_event round_tick(round_machine *rm, double now) {
         return ROUND_EVENT_AGGREGATE;
       }
       if (!quorum && now - rm->opened_at >= rm->policy.deadline_s) {
+        for (int i = 0; i < rm->n_sites; i++) rm->sites[i].missed = rm->sites[i].selected && !rm->sites[i].submitted;
         rm->attempt++;
         open_round(rm, now);
         return ROUND_EVENT_ABORTED;
@@ -128,6 +129,10 @@ round_verdict round_check_submission(const round_machine *rm, const char *site, 
 void round_record_submission(round_machine *rm, const char *site) {
   int i = round_find(rm, site);
   if (i >= 0) rm->sites[i].submitted = 1;
+}
+
+void round_aggregation_failed(round_machine *rm) {
+  if (rm->state == ROUND_AGGREGATING) rm->state = ROUND_OPEN;
 }
 
 void round_commit(round_machine *rm) {

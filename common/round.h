@@ -34,6 +34,7 @@ typedef struct {
   char name[ROUND_SITE_NAME];
   int selected;   /* in the open round */
   int submitted;  /* update for the open round accepted */
+  int missed;     /* selected but silent when the previous attempt of this round was aborted */
 } round_site;
 
 typedef struct {
@@ -77,6 +78,9 @@ round_verdict round_check_submission(const round_machine *rm, const char *site, 
 /* Records an accepted update (after round_check_submission said ROUND_ACCEPT and it validated);
  * the next round_tick decides whether the round is ready. */
 void round_record_submission(round_machine *rm, const char *site);
+/* AGGREGATING -> OPEN: the aggregation could not be committed (e.g. the disk is full); the next
+ * tick tries again with the same submissions. */
+void round_aggregation_failed(round_machine *rm);
 /* AGGREGATING -> WAITING for the next round (opened by the next tick) or FINISHED. */
 void round_commit(round_machine *rm);
 

@@ -52,12 +52,17 @@ static void test_quorum_wait_and_abort(void) {
   CHECK_EQ_INT(rm.attempt, 1);
   CHECK_EQ_INT(round_submitted_count(&rm), 0);
   CHECK_EQ_INT(rm.state, ROUND_OPEN);
+  CHECK(!rm.sites[0].missed && rm.sites[1].missed && rm.sites[2].missed); /* a submitted; b, c silent */
   /* Quorum but one site missing: commits only after wait_after_quorum_s. */
   round_record_submission(&rm, "a");
   round_record_submission(&rm, "c");
   CHECK_EQ_INT(round_tick(&rm, 170), ROUND_EVENT_NONE);
   CHECK_EQ_INT(round_tick(&rm, 179.9), ROUND_EVENT_NONE);
   CHECK_EQ_INT(round_tick(&rm, 180), ROUND_EVENT_AGGREGATE);
+  /* A commit that fails (disk full) leaves the round open with its submissions, to retry. */
+  round_aggregation_failed(&rm);
+  CHECK_EQ_INT(rm.state, ROUND_OPEN);
+  CHECK_EQ_INT(round_tick(&rm, 181), ROUND_EVENT_AGGREGATE);
 }
 
 static void test_selection(void) {

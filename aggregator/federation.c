@@ -1,0 +1,874 @@
+#include "federation.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aggregate.h"
+#include "federation_api.h"
+#include "fingerprint.h"
+#include "log.h"
+#include "model.h"
+#include "payload.h"
+#include "plan.h"
+#include "round.h"
+#include "rpc.h"
+#include "server_opt.h"
+#include "store.h"
+
+/* What the aggregator knows of a joined site beyond the round machine. */
+typedef struct {
+  char name[ROUND_SITE_NAME];
+  uint64_t train_examples, train_tokens, val_examples; /* declared at Join */
+  uint8_t sha[32];          /* digest of its update for the open round, when submitted */
+  uint32_t last_submitted;  /* last round it submitted to */
+  int64_t last_seen;        /* unix seconds */
+  int saw_finished;         /* was told the run is over */
+} site_info;
+
+struct federation {
+  const agg_config *cfg;
+  model_config mc;
+  char fingerprint[65];
+  char run_id[33];
+  lora_config lora;
+  payload_layout layout;    /* what travels: A and B, or B only with FFA */
+  lora_adapter global;      /* the last committed global adapter */
+  float *global_payload;    /* (layout.floats) the same, packed for the wire */
+  uint8_t global_sha[32];
+  server_opt_config sopt;
+  float *sopt_state;        /* (n_state) server optimiser moments */
+  size_t n_state;
+  store st;
+  round_machine rm;
+  site_info sites[ROUND_MAX_SITES];
+  int n_sites;
+  uint64_t bytes_in, bytes_out;  /* of the open round */
+  double finished_at;            /* monotonic time the last round committed, 0 before */
+  Fedlora__V1__JoinResponse plan;
+  char **plan_targets;
+  pthread_mutex_t mu;
+  pthread_cond_t changed;        /* round state changed: wakes AwaitRound */
+  rpc_server *server;
+  pthread_t ticker;
+  atomic_int stop;
+};
+
+static double now_mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static site_info *site_get(federation *f, const char *name) {
+  for (int i = 0; i < f->n_sites; i++)
+    if (strcmp(f->sites[i].name, name) == 0) return &f->sites[i];
+  return NULL;
+}
+
+static site_info *site_add(federation *f, const char *name) {
+  site_info *s = site_get(f, name);
+  if (s || f->n_sites >= ROUND_MAX_SITES) return s;
+  s = &f->sites[f->n_sites++];
+  memset(s, 0, sizeof *s);
+  snprintf(s->name, sizeof s->name, "%s", name);
+  return s;
+}
+
+static int site_allowed(const federation *f, const char *name) {
+  const config_list *l = &f->cfg->server.allowed_clients;
+  for (int i = 0; i < l->count; i++)
+    if (strcmp(l->items[i], name) == 0) return 1;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ durable state */
+
+static int state_save(federation *f, char *err, size_t errlen) {
+  json_t *root = json_object(), *sites = json_object();
+  json_object_set_new(root, "run_id", json_string(f->run_id));
+  json_object_set_new(root, "fingerprint", json_string(f->fingerprint));
+  json_object_set_new(root, "round", json_integer(f->rm.round));
+  json_object_set_new(root, "attempt", json_integer(f->rm.attempt));
+  for (int i = 0; i < f->n_sites; i++) {
+    const site_info *s = &f->sites[i];
+    json_object_set_new(sites, s->name,
+                        json_pack("{s:I,s:I,s:I}", "train_examples", (json_int_t)s->train_examples, "train_tokens",
+                                  (json_int_t)s->train_tokens, "val_examples", (json_int_t)s->val_examples));
+  }
+  json_object_set_new(root, "sites", sites);
+  int rc = store_state_save(&f->st, root, err, errlen);
+  json_decref(root);
+  return rc;
+}
+
+static void state_save_logged(federation *f) {
+  char err[512];
+  if (state_save(f, err, sizeof err) != 0) log_error("cannot save state.json: %s", err);
+}
+
+/* Reads state.json of an earlier run of this state_dir: the run id, joined sites and the abort
+ * attempt of the open round. A state_dir made for another base model is refused. */
+static int state_restore(federation *f, char *err, size_t errlen) {
+  json_t *root = store_state_load(&f->st, err, errlen);
+  if (!root) {
+    if (err[0]) return -1;
+    unsigned char rnd[16];
+    FILE *u = fopen("/dev/urandom", "rb");
+    if (!u || fread(rnd, 1, 16, u) != 16) {
+      if (u) fclose(u);
+      snprintf(err, errlen, "cannot read /dev/urandom for the run id");
+      return -1;
+    }
+    fclose(u);
+    for (int i = 0; i < 16; i++) snprintf(f->run_id + 2 * i, 3, "%02x", rnd[i]);
+    return 0;
+  }
+  const char *fp = json_string_value(json_object_get(root, "fingerprint"));
+  const char *id = json_string_value(json_object_get(root, "run_id"));
+  if (!fp || strcmp(fp, f->fingerprint) != 0) {
+    snprintf(err, errlen,
+             "%s/state.json belongs to a run on another base model (fingerprint %.16s..., this base %.16s...); "
+             "use a fresh state_dir", f->st.dir, fp ? fp : "none", f->fingerprint);
+    json_decref(root);
+    return -1;
+  }
+  snprintf(f->run_id, sizeof f->run_id, "%s", id ? id : "");
+  const char *name;
+  json_t *v;
+  json_object_foreach(json_object_get(root, "sites"), name, v) {
+    if (!site_allowed(f, name)) continue; /* removed from allowed_clients since */
+    site_info *s = site_add(f, name);
+    if (!s) continue;
+    s->train_examples = (uint64_t)json_integer_value(json_object_get(v, "train_examples"));
+    s->train_tokens = (uint64_t)json_integer_value(json_object_get(v, "train_tokens"));
+    s->val_examples = (uint64_t)json_integer_value(json_object_get(v, "val_examples"));
+    round_join(&f->rm, name);
+  }
+  if ((uint32_t)json_integer_value(json_object_get(root, "round")) == f->rm.round)
+    f->rm.attempt = (uint32_t)json_integer_value(json_object_get(root, "attempt"));
+  json_decref(root);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ the plan */
+
+static void plan_build(federation *f) {
+  const agg_config *c = f->cfg;
+  Fedlora__V1__JoinResponse *p = &f->plan;
+  fedlora__v1__join_response__init(p);
+  static Fedlora__V1__LoraConfig lora;
+  static Fedlora__V1__TrainConfig train;
+  static Fedlora__V1__RoundPolicy rounds;
+  static Fedlora__V1__PrivacyConfig privacy;
+  fedlora__v1__lora_config__init(&lora);
+  fedlora__v1__train_config__init(&train);
+  fedlora__v1__round_policy__init(&rounds);
+  fedlora__v1__privacy_config__init(&privacy);
+  lora.rank = (uint32_t)c->model.lora_rank;
+  lora.alpha = (float)c->model.lora_alpha;
+  f->plan_targets = calloc(LORA_NUM_MODULES, sizeof *f->plan_targets);
+  for (int m = 0; m < LORA_NUM_MODULES; m++)
+    if (c->model.lora_target_mask & (1u << m)) f->plan_targets[lora.n_target_modules++] = (char *)lora_module_name(m);
+  lora.target_modules = f->plan_targets;
+  lora.dropout = (float)c->model.lora_dropout;
+  lora.use_rslora = c->model.use_rslora;
+  lora.mode = (Fedlora__V1__LoraMode)c->model.lora_mode;
+  lora.init_seed = c->model.init_seed ? c->model.init_seed : plan_site_seed(c->rounds.seed, 0, "lora-init");
+  train.optimizer = c->train.optimizer == OPTIM_SGD ? "sgd" : "adamw";
+  train.lr = c->train.lr;
+  train.local_steps = (uint32_t)c->train.local_steps;
+  train.local_epochs = c->train.local_epochs;
+  train.batch = (uint32_t)c->train.batch;
+  train.seq_len = (uint32_t)c->train.seq_len;
+  train.weight_decay = c->train.weight_decay;
+  train.fedprox_mu = c->train.fedprox_mu;
+  train.grad_clip = c->train.grad_clip;
+  train.beta1 = c->train.beta1;
+  train.beta2 = c->train.beta2;
+  train.eps = c->train.eps;
+  train.warmup = (uint32_t)c->train.warmup;
+  train.schedule = c->train.schedule == SCHEDULE_COSINE ? "cosine" : "constant";
+  rounds.total_rounds = (uint32_t)c->rounds.total;
+  rounds.min_clients = (uint32_t)c->rounds.min_clients;
+  rounds.clients_per_round = (uint32_t)c->rounds.clients_per_round;
+  rounds.deadline_s = (uint32_t)c->rounds.deadline_s;
+  rounds.wait_after_quorum_s = (uint32_t)c->rounds.wait_after_quorum_s;
+  rounds.seed = c->rounds.seed;
+  privacy.secagg = c->privacy.secagg;
+  privacy.dp = (Fedlora__V1__DpMode)c->privacy.dp;
+  privacy.dp_clip = c->privacy.dp_clip;
+  privacy.dp_noise_multiplier = c->privacy.dp_noise_multiplier;
+  privacy.dp_delta = c->privacy.dp_delta;
+  privacy.dp_epsilon_budget = c->privacy.dp_epsilon_budget;
+  p->run_id = f->run_id;
+  p->base_model_fingerprint = f->fingerprint;
+  p->lora = &lora;
+  p->train = &train;
+  p->rounds = &rounds;
+  p->privacy = &privacy;
+}
+
+/* ------------------------------------------------------------------ handlers */
+
+static grpc_status_code handle_join(rpc_call *call, void *user) {
+  federation *f = user;
+  const char *site = rpc_call_peer(call);
+  const Fedlora__V1__JoinRequest *req = (const Fedlora__V1__JoinRequest *)rpc_call_request(call);
+  if (!site_allowed(f, site))
+    return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+                         "site '%s' (the certificate's CN) is not in the aggregator's allowed_clients", site);
+  if (strcmp(req->base_model_fingerprint, f->fingerprint) != 0)
+    return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+                         "base model mismatch: the site's fingerprint is %.64s, the aggregator's is %s",
+                         req->base_model_fingerprint, f->fingerprint);
+  if (req->train_examples == 0)
+    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "train_examples must be positive");
+  pthread_mutex_lock(&f->mu);
+  site_info *s = site_add(f, site);
+  int joined = s ? round_join(&f->rm, site) : -1;
+  if (joined < 0) {
+    pthread_mutex_unlock(&f->mu);
+    return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many sites (at most %d)", ROUND_MAX_SITES);
+  }
+  int changed = s->train_examples != req->train_examples || s->train_tokens != req->train_tokens ||
+                s->val_examples != req->val_examples;
+  s->train_examples = req->train_examples;
+  s->train_tokens = req->train_tokens;
+  s->val_examples = req->val_examples;
+  s->last_seen = time(NULL);
+  if (changed) {
+    log_info("site %s joined: %llu training examples, %llu tokens, %llu validation examples (%s)", site,
+             (unsigned long long)req->train_examples, (unsigned long long)req->train_tokens,
+             (unsigned long long)req->val_examples, req->client_version);
+    state_save_logged(f);
+  }
+  pthread_cond_broadcast(&f->changed);
+  Fedlora__V1__JoinResponse resp = f->plan;
+  resp.site = (char *)site;
+  grpc_status_code code = rpc_call_reply(call, &resp.base);
+  pthread_mutex_unlock(&f->mu);
+  return code;
+}
+
+static grpc_status_code handle_await(rpc_call *call, void *user) {
+  federation *f = user;
+  const char *site = rpc_call_peer(call);
+  Fedlora__V1__RoundTask task = FEDLORA__V1__ROUND_TASK__INIT;
+  double deadline = now_mono() + f->cfg->server.poll_seconds;
+  pthread_mutex_lock(&f->mu);
+  site_info *s = site_get(f, site);
+  int i = round_find(&f->rm, site);
+  if (!s || i < 0) {
+    pthread_mutex_unlock(&f->mu);
+    return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "site '%s' has not joined this run: call Join first",
+                         site);
+  }
+  for (;;) {
+    s->last_seen = time(NULL);
+    if (f->rm.state == ROUND_FINISHED) {
+      task.kind = FEDLORA__V1__ROUND_TASK__KIND__FINISHED;
+      task.final_round = f->rm.committed;
+      s->saw_finished = 1;
+      break;
+    }
+    const round_site *rs = &f->rm.sites[round_find(&f->rm, site)];
+    if (f->rm.state == ROUND_OPEN && rs->selected && !rs->submitted) {
+      task.kind = FEDLORA__V1__ROUND_TASK__KIND__TRAIN;
+      task.round = f->rm.round;
+      task.base_round = f->rm.committed;
+      task.adapter_sha256.data = f->global_sha;
+      task.adapter_sha256.len = 32;
+      task.adapter_size = payload_bytes(&f->layout);
+      task.site_seed = plan_site_seed(f->cfg->rounds.seed, f->rm.round, site);
+      break;
+    }
+    if (now_mono() >= deadline || atomic_load(&f->stop) || rpc_call_done(call)) break; /* WAIT */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 200 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&f->changed, &f->mu, &ts);
+  }
+  grpc_status_code code = rpc_call_reply(call, &task.base);
+  pthread_mutex_unlock(&f->mu);
+  return code;
+}
+
+/* Sends bytes as Chunk messages of FED_CHUNK_BYTES, the header in the first. */
+static grpc_status_code send_payload(rpc_call *call, const payload_layout *pl, const float *values,
+                                     const uint8_t sha[32], uint64_t *sent) {
+  Fedlora__V1__PayloadHeader header = FEDLORA__V1__PAYLOAD_HEADER__INIT;
+  payload_header_fill(pl, &header, sha);
+  const uint8_t *bytes = (const uint8_t *)values;
+  size_t total = payload_bytes(pl), off = 0;
+  grpc_status_code code = GRPC_STATUS_OK;
+  do {
+    Fedlora__V1__Chunk chunk = FEDLORA__V1__CHUNK__INIT;
+    chunk.header = off == 0 ? &header : NULL;
+    chunk.offset = off;
+    chunk.data.data = (uint8_t *)bytes + off;
+    chunk.data.len = total - off < FED_CHUNK_BYTES ? total - off : FED_CHUNK_BYTES;
+    if (rpc_call_send(call, &chunk.base) != 0) {
+      code = rpc_call_status(call);
+      break;
+    }
+    off += chunk.data.len;
+    *sent += chunk.data.len;
+  } while (off < total);
+  payload_header_free_tensors(&header);
+  return code;
+}
+
+static grpc_status_code handle_download(rpc_call *call, void *user) {
+  federation *f = user;
+  const Fedlora__V1__DownloadRequest *req = (const Fedlora__V1__DownloadRequest *)rpc_call_request(call);
+  if (!site_allowed(f, rpc_call_peer(call)))
+    return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "site '%s' is not in allowed_clients",
+                         rpc_call_peer(call));
+  size_t n = f->layout.floats;
+  float *values = malloc(n * sizeof(float) + 1);
+  uint8_t sha[32];
+  pthread_mutex_lock(&f->mu);
+  uint32_t committed = f->rm.committed;
+  int current = req->round == committed;
+  if (current) {
+    memcpy(values, f->global_payload, n * sizeof(float));
+    memcpy(sha, f->global_sha, 32);
+  }
+  pthread_mutex_unlock(&f->mu);
+  if (req->round > committed) {
+    free(values);
+    return rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "round %u has no committed adapter (last committed: %u)",
+                         req->round, committed);
+  }
+  if (!current) { /* an older round: from its directory */
+    lora_adapter old;
+    char err[512];
+    if (store_round_load(&f->st, req->round, &old, &f->mc, NULL, 0, err, sizeof err) != 0) {
+      free(values);
+      return rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "round %u: %s", req->round, err);
+    }
+    payload_pack(&f->layout, &old, values);
+    lora_free(&old);
+    sha256_bytes(values, n * sizeof(float), sha);
+  }
+  uint64_t sent = 0;
+  grpc_status_code code = send_payload(call, &f->layout, values, sha, &sent);
+  free(values);
+  pthread_mutex_lock(&f->mu);
+  f->bytes_out += sent;
+  pthread_mutex_unlock(&f->mu);
+  return code;
+}
+
+static grpc_status_code reject_verdict(rpc_call *call, federation *f, round_verdict v, const char *site,
+                                       uint32_t round) {
+  switch (v) {
+    case ROUND_REJECT_FINISHED:
+      return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "the run has finished (%u rounds)", f->rm.committed);
+    case ROUND_REJECT_NOT_OPEN:
+      if (f->rm.state == ROUND_OPEN)
+        return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "round %u is not open (the open round is %u)",
+                             round, f->rm.round);
+      return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "round %u is not open (no round is open: %s)", round,
+                           round_state_name(f->rm.state));
+    case ROUND_REJECT_NOT_SELECTED:
+      return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "site '%s' is not selected for round %u", site,
+                           round);
+    default:
+      return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "unexpected round verdict %d", (int)v);
+  }
+}
+
+/* Checks the update's header against the round and the plan. Called with the lock held.
+ * *duplicate is set when the site already submitted exactly these bytes. */
+static grpc_status_code submit_check_header(rpc_call *call, federation *f, const char *site,
+                                            const Fedlora__V1__UpdateHeader *h, int *duplicate) {
+  *duplicate = 0;
+  char err[512];
+  if (!h->payload) return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "the update header has no payload header");
+  round_verdict v = round_check_submission(&f->rm, site, h->round);
+  site_info *s = site_get(f, site);
+  if (v == ROUND_REJECT_DUPLICATE) {
+    if (h->payload->sha256.len == 32 && memcmp(h->payload->sha256.data, s->sha, 32) == 0) {
+      *duplicate = 1;
+    } else {
+      return rpc_call_fail(call, GRPC_STATUS_ALREADY_EXISTS,
+                           "site '%s' already submitted a different update for round %u", site, h->round);
+    }
+  } else if (v != ROUND_ACCEPT) {
+    return reject_verdict(call, f, v, site, h->round);
+  }
+  if (payload_header_check(&f->layout, h->payload, err, sizeof err) != 0)
+    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update for round %u: %s", h->round, err);
+  if (h->example_count == 0)
+    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "example_count must be positive");
+  if (h->example_count > s->train_examples)
+    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                         "example_count %llu exceeds the %llu training examples the site declared at Join",
+                         (unsigned long long)h->example_count, (unsigned long long)s->train_examples);
+  return GRPC_STATUS_OK;
+}
+
+static json_t *submission_meta(const Fedlora__V1__UpdateHeader *h, const uint8_t sha[32], double norm, size_t bytes) {
+  char hex[65];
+  sha256_hex(sha, hex);
+  const Fedlora__V1__SiteMetrics *m = h->metrics;
+  json_t *meta = json_object();
+  json_object_set_new(meta, "example_count", json_integer((json_int_t)h->example_count));
+  json_object_set_new(meta, "sha256", json_string(hex));
+  json_object_set_new(meta, "bytes", json_integer((json_int_t)bytes));
+  json_object_set_new(meta, "update_norm", json_real(norm));
+  json_object_set_new(meta, "train_loss", m && isfinite(m->train_loss) ? json_real(m->train_loss) : json_null());
+  json_object_set_new(meta, "val_loss_before",
+                      m && isfinite(m->val_loss_before) ? json_real(m->val_loss_before) : json_null());
+  json_object_set_new(meta, "tokens", json_integer(m ? (json_int_t)m->tokens : 0));
+  json_object_set_new(meta, "steps", json_integer(m ? m->steps : 0));
+  json_object_set_new(meta, "seconds", json_real(m && isfinite(m->seconds) ? m->seconds : 0));
+  return meta;
+}
+
+static grpc_status_code handle_submit(rpc_call *call, void *user) {
+  federation *f = user;
+  const char *site = rpc_call_peer(call);
+  char err[512];
+  if (!site_allowed(f, site))
+    return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "site '%s' is not in allowed_clients", site);
+  ProtobufCMessage *msg = NULL;
+  int rc = rpc_call_recv(call, &msg);
+  if (rc <= 0)
+    return rc < 0 ? rpc_call_status(call)
+                  : rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "the update stream carried no message");
+  Fedlora__V1__UpdateChunk *first = (Fedlora__V1__UpdateChunk *)msg;
+  if (!first->header) {
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "the first chunk of an update must carry its header");
+  }
+  int duplicate;
+  pthread_mutex_lock(&f->mu);
+  grpc_status_code code = submit_check_header(call, f, site, first->header, &duplicate);
+  pthread_mutex_unlock(&f->mu);
+  payload_rx rx = {0};
+  if (code == GRPC_STATUS_OK &&
+      payload_rx_begin(&rx, first->header->payload->total_size, first->header->payload->sha256.data,
+                       (uint64_t)f->cfg->server.max_update_mb << 20, err, sizeof err) != 0)
+    code = rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", err);
+  /* The header chunk may carry data too; then every further chunk. */
+  Fedlora__V1__UpdateChunk *chunk = first;
+  while (code == GRPC_STATUS_OK) {
+    if (chunk->header && chunk != first) {
+      code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "a second header at offset %llu",
+                           (unsigned long long)chunk->offset);
+      break;
+    }
+    if (payload_rx_chunk(&rx, chunk->offset, chunk->data.data, chunk->data.len, err, sizeof err) != 0) {
+      code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
+      break;
+    }
+    if (chunk != first) protobuf_c_message_free_unpacked(&chunk->base, NULL);
+    chunk = first;
+    ProtobufCMessage *next = NULL;
+    rc = rpc_call_recv(call, &next);
+    if (rc < 0) code = rpc_call_status(call);
+    if (rc <= 0) break;
+    chunk = (Fedlora__V1__UpdateChunk *)next;
+  }
+  if (chunk != first) protobuf_c_message_free_unpacked(&chunk->base, NULL);
+  if (code == GRPC_STATUS_OK && payload_rx_end(&rx, err, sizeof err) != 0)
+    code = rpc_call_fail(call, strstr(err, "SHA-256") ? GRPC_STATUS_DATA_LOSS : GRPC_STATUS_INVALID_ARGUMENT, "%s",
+                         err);
+  const float *values = (const float *)rx.data;
+  if (code == GRPC_STATUS_OK && payload_check_finite(&f->layout, values, err, sizeof err) != 0)
+    code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update for round %u: %s", first->header->round, err);
+
+  if (code == GRPC_STATUS_OK) {
+    pthread_mutex_lock(&f->mu);
+    int again;
+    /* The round may have moved on while the bytes streamed in: check again before recording. */
+    code = submit_check_header(call, f, site, first->header, &again);
+    if (code == GRPC_STATUS_OK && !again) {
+      json_t *meta = submission_meta(first->header, rx.want, payload_norm(values, f->layout.floats), rx.size);
+      if (store_pending_save(&f->st, f->rm.round, site, rx.data, rx.size, meta, err, sizeof err) != 0) {
+        code = rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "the aggregator cannot store the update now: %s", err);
+      } else {
+        site_info *s = site_get(f, site);
+        memcpy(s->sha, rx.want, 32);
+        s->last_submitted = f->rm.round;
+        round_record_submission(&f->rm, site);
+        f->bytes_in += rx.size;
+        log_info("round %u: update from %s accepted (%llu examples, %zu bytes)", f->rm.round, site,
+                 (unsigned long long)first->header->example_count, rx.size);
+        pthread_cond_broadcast(&f->changed);
+      }
+      json_decref(meta);
+    }
+    duplicate = again;
+    pthread_mutex_unlock(&f->mu);
+  }
+  if (code == GRPC_STATUS_OK) {
+    Fedlora__V1__SubmitResponse resp = FEDLORA__V1__SUBMIT_RESPONSE__INIT;
+    resp.duplicate = duplicate;
+    resp.sha256.data = rx.want;
+    resp.sha256.len = 32;
+    resp.message = duplicate ? "already received: acknowledged again" : "accepted";
+    code = rpc_call_reply(call, &resp.base);
+  }
+  payload_rx_free(&rx);
+  protobuf_c_message_free_unpacked(msg, NULL);
+  return code;
+}
+
+static grpc_status_code handle_status(rpc_call *call, void *user) {
+  federation *f = user;
+  Fedlora__V1__Status st = FEDLORA__V1__STATUS__INIT;
+  pthread_mutex_lock(&f->mu);
+  st.run_id = f->run_id;
+  st.round = f->rm.round;
+  st.total_rounds = f->rm.policy.total;
+  st.rounds_committed = f->rm.committed;
+  st.run_state = f->rm.state == ROUND_FINISHED ? FEDLORA__V1__STATUS__RUN_STATE__FINISHED
+                 : f->rm.state == ROUND_WAITING && f->rm.committed == 0
+                     ? FEDLORA__V1__STATUS__RUN_STATE__WAITING_FOR_SITES
+                     : FEDLORA__V1__STATUS__RUN_STATE__RUNNING;
+  static const Fedlora__V1__Status__RoundState round_states[] = {
+      FEDLORA__V1__STATUS__ROUND_STATE__NONE, FEDLORA__V1__STATUS__ROUND_STATE__OPEN,
+      FEDLORA__V1__STATUS__ROUND_STATE__AGGREGATING, FEDLORA__V1__STATUS__ROUND_STATE__COMMITTED};
+  st.round_state = round_states[f->rm.state];
+  Fedlora__V1__SiteStatus sites[ROUND_MAX_SITES], *ptrs[ROUND_MAX_SITES];
+  for (int i = 0; i < f->n_sites; i++) {
+    fedlora__v1__site_status__init(&sites[i]);
+    sites[i].name = f->sites[i].name;
+    sites[i].joined = 1;
+    sites[i].last_submitted_round = f->sites[i].last_submitted;
+    sites[i].last_seen_unix = f->sites[i].last_seen;
+    ptrs[i] = &sites[i];
+  }
+  st.sites = ptrs;
+  st.n_sites = (size_t)f->n_sites;
+  grpc_status_code code = rpc_call_reply(call, &st.base);
+  pthread_mutex_unlock(&f->mu);
+  return code;
+}
+
+static const rpc_method methods[] = {
+    {FED_JOIN, RPC_UNARY, &fedlora__v1__join_request__descriptor, handle_join},
+    {FED_AWAIT_ROUND, RPC_UNARY, &fedlora__v1__await_round_request__descriptor, handle_await},
+    {FED_DOWNLOAD_ADAPTER, RPC_SERVER_STREAMING, &fedlora__v1__download_request__descriptor, handle_download},
+    {FED_SUBMIT_UPDATE, RPC_CLIENT_STREAMING, &fedlora__v1__update_chunk__descriptor, handle_submit},
+    {FED_GET_STATUS, RPC_UNARY, &fedlora__v1__status_request__descriptor, handle_status},
+};
+
+/* ------------------------------------------------------------------ aggregation */
+
+typedef struct {
+  federation *f;
+  agg_accum acc;
+  json_t *sites;
+  double weighted_val, weighted_train, val_weight, train_weight;
+  char err[512];
+} aggregation;
+
+static double json_number_or_nan(const json_t *v) { return json_is_number(v) ? json_number_value(v) : NAN; }
+
+static int aggregate_one(const char *site, const uint8_t *payload, size_t len, const json_t *meta, void *user) {
+  aggregation *g = user;
+  federation *f = g->f;
+  (void)len;
+  double examples = (double)json_integer_value(json_object_get(meta, "example_count"));
+  double tokens = (double)json_integer_value(json_object_get(meta, "tokens"));
+  double weight = f->cfg->aggregation.weighting == AGG_WEIGHT_EXAMPLES ? examples
+                  : f->cfg->aggregation.weighting == AGG_WEIGHT_TOKENS ? tokens
+                                                                       : 1.0;
+  if (agg_accum_add(&g->acc, (const float *)payload, f->global_payload, weight, g->err, sizeof g->err) != 0) {
+    log_warn("round %u: the update of %s is left out: %s", f->rm.round, site, g->err);
+    return 0;
+  }
+  json_t *s = json_deep_copy(meta);
+  json_object_set_new(s, "weight", json_real(weight));
+  json_object_set_new(g->sites, site, s);
+  double val = json_number_or_nan(json_object_get(meta, "val_loss_before"));
+  double train = json_number_or_nan(json_object_get(meta, "train_loss"));
+  if (isfinite(val)) g->weighted_val += examples * val, g->val_weight += examples;
+  if (isfinite(train)) g->weighted_train += examples * train, g->train_weight += examples;
+  return 0;
+}
+
+static json_t *names_where(const round_machine *rm, int want_selected, int want_submitted) {
+  json_t *a = json_array();
+  for (int i = 0; i < rm->n_sites; i++) {
+    const round_site *s = &rm->sites[i];
+    if (want_selected >= 0 && s->selected != want_selected) continue;
+    if (want_submitted >= 0 && s->submitted != want_submitted) continue;
+    json_array_append_new(a, json_string(s->name));
+  }
+  return a;
+}
+
+/* Aggregates the open round's pending updates and commits it. Lock held. On failure nothing
+ * changes: the round stays AGGREGATING and is tried again on the next tick. */
+static int round_aggregate_commit(federation *f) {
+  double t0 = now_mono();
+  size_t n = f->layout.floats;
+  aggregation g = {.f = f, .sites = json_object()};
+  float *delta = malloc(n * sizeof(float) + 1), *next = malloc(n * sizeof(float) + 1);
+  float *state = malloc(f->n_state * sizeof(float) + 1);
+  int rc = -1;
+  if (!delta || !next || !state || agg_accum_build(&g.acc, n, g.err, sizeof g.err) != 0) goto done;
+  if (store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), aggregate_one, &g, g.err, sizeof g.err) != 0)
+    goto done;
+  if (agg_accum_mean(&g.acc, delta, g.err, sizeof g.err) != 0) goto done;
+  memcpy(next, f->global_payload, n * sizeof(float));
+  memcpy(state, f->sopt_state, f->n_state * sizeof(float));
+  server_opt_apply(&f->sopt, next, delta, state, n);
+
+  lora_adapter candidate;
+  if (lora_build(&candidate, &f->mc, &f->lora, g.err, sizeof g.err) != 0) goto done;
+  memcpy(candidate.params, f->global.params, f->global.num_params * sizeof(float));
+  payload_unpack(&f->layout, &candidate, next);
+
+  json_t *metrics = json_object();
+  json_object_set_new(metrics, "round", json_integer(f->rm.round));
+  json_object_set_new(metrics, "attempt", json_integer(f->rm.attempt));
+  json_object_set_new(metrics, "selected", names_where(&f->rm, 1, -1));
+  json_object_set_new(metrics, "submitted", names_where(&f->rm, 1, 1));
+  json_object_set_new(metrics, "missing", names_where(&f->rm, 1, 0));
+  json_object_set_new(metrics, "sites", g.sites);
+  g.sites = NULL;
+  json_object_set_new(metrics, "val_loss", g.val_weight > 0 ? json_real(g.weighted_val / g.val_weight) : json_null());
+  json_object_set_new(metrics, "train_loss",
+                      g.train_weight > 0 ? json_real(g.weighted_train / g.train_weight) : json_null());
+  json_object_set_new(metrics, "delta_norm", json_real(payload_norm(delta, n)));
+  json_object_set_new(metrics, "bytes_in", json_integer((json_int_t)f->bytes_in));
+  json_object_set_new(metrics, "bytes_out", json_integer((json_int_t)f->bytes_out));
+  json_object_set_new(metrics, "round_seconds", json_real(t0 - f->rm.opened_at));
+  json_object_set_new(metrics, "aggregate_seconds", json_real(now_mono() - t0));
+  json_object_set_new(metrics, "committed_unix", json_integer((json_int_t)time(NULL)));
+  rc = store_round_commit(&f->st, f->rm.round, &candidate, &f->mc, f->cfg->model.base, state, f->n_state, metrics,
+                          g.err, sizeof g.err);
+  if (rc == 0) {
+    lora_free(&f->global);
+    f->global = candidate;
+    memcpy(f->global_payload, next, n * sizeof(float));
+    memcpy(f->sopt_state, state, f->n_state * sizeof(float));
+    sha256_bytes(f->global_payload, payload_bytes(&f->layout), f->global_sha);
+    json_t *vl = json_object_get(metrics, "val_loss");
+    log_info("round %u committed: %d updates, validation loss of the previous global adapter %s%.4f", f->rm.round,
+             g.acc.count, json_is_number(vl) ? "" : "n/a ", json_is_number(vl) ? json_number_value(vl) : 0.0);
+  } else {
+    lora_free(&candidate);
+  }
+  json_decref(metrics);
+done:
+  if (rc != 0) log_error("round %u cannot be committed yet: %s (will retry)", f->rm.round, g.err);
+  json_decref(g.sites);
+  agg_accum_free(&g.acc);
+  free(delta);
+  free(next);
+  free(state);
+  return rc;
+}
+
+static void log_missing(const federation *f) {
+  char missing[1024] = "";
+  size_t off = 0;
+  for (int i = 0; i < f->rm.n_sites && off < sizeof missing; i++)
+    if (f->rm.sites[i].missed)
+      off += (size_t)snprintf(missing + off, sizeof missing - off, "%s%s", off ? ", " : "", f->rm.sites[i].name);
+  log_warn("round %u aborted at its %d s deadline below quorum (%u needed); missing: %s; reopened with the same "
+           "global adapter", f->rm.round, f->cfg->rounds.deadline_s, f->rm.policy.min_clients, missing);
+}
+
+static void *ticker_main(void *arg) {
+  federation *f = arg;
+  while (!atomic_load(&f->stop)) {
+    pthread_mutex_lock(&f->mu);
+    round_event ev = round_tick(&f->rm, now_mono());
+    char err[512];
+    switch (ev) {
+      case ROUND_EVENT_OPENED:
+        f->bytes_in = f->bytes_out = 0;
+        log_info("round %u/%u open for %d sites", f->rm.round, f->rm.policy.total, round_selected_count(&f->rm));
+        state_save_logged(f);
+        break;
+      case ROUND_EVENT_ABORTED:
+        log_missing(f);
+        if (store_pending_clear(&f->st, f->rm.round, err, sizeof err) != 0) log_error("%s", err);
+        state_save_logged(f);
+        break;
+      case ROUND_EVENT_AGGREGATE:
+        if (round_aggregate_commit(f) == 0) {
+          round_commit(&f->rm);
+          if (f->rm.state == ROUND_FINISHED) {
+            f->finished_at = now_mono();
+            log_info("the run has finished: %u rounds committed", f->rm.committed);
+          }
+          state_save_logged(f);
+        } else {
+          round_aggregation_failed(&f->rm);
+        }
+        break;
+      default:
+        break;
+    }
+    if (ev != ROUND_EVENT_NONE) pthread_cond_broadcast(&f->changed);
+    pthread_mutex_unlock(&f->mu);
+    usleep(ev == ROUND_EVENT_NONE ? 100000 : 0);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+/* An update that was accepted before a restart counts again once its round is reopened. */
+static int restore_pending(const char *site, const uint8_t *payload, size_t len, const json_t *meta, void *user) {
+  federation *f = user;
+  const char *hex = json_string_value(json_object_get(meta, "sha256"));
+  uint8_t sha[32];
+  char got[65];
+  sha256_bytes(payload, len, sha);
+  sha256_hex(sha, got);
+  site_info *s = site_get(f, site);
+  if (!hex || strcmp(hex, got) != 0 || !s || round_check_submission(&f->rm, site, f->rm.round) != ROUND_ACCEPT) {
+    log_warn("restart: the stored update of %s for round %u no longer applies; the site will resubmit", site,
+             f->rm.round);
+    return 0;
+  }
+  memcpy(s->sha, sha, 32);
+  s->last_submitted = f->rm.round;
+  round_record_submission(&f->rm, site);
+  log_info("restart: round %u keeps the update %s sent before the restart", f->rm.round, site);
+  return 0;
+}
+
+static int load_global(federation *f, int last, char *err, size_t errlen) {
+  if (last < 0) { /* a new run: round 0 is the initial adapter every site starts from */
+    if (lora_build(&f->global, &f->mc, &f->lora, err, errlen) != 0) return -1;
+    lora_init(&f->global, f->plan.lora->init_seed);
+    server_opt_state_init(&f->sopt, f->sopt_state, f->layout.floats);
+    if (store_round_commit(&f->st, 0, &f->global, &f->mc, f->cfg->model.base, f->sopt_state, f->n_state, NULL, err,
+                           errlen) != 0)
+      return -1;
+    last = 0;
+  } else if (store_round_load(&f->st, (uint32_t)last, &f->global, &f->mc, f->sopt_state, f->n_state, err, errlen) !=
+             0) {
+    return -1;
+  }
+  if (f->global.config.rank != f->lora.rank || f->global.config.targets != f->lora.targets) {
+    snprintf(err, errlen, "%s/rounds/%04d was made with another LoRA rank or targets than the configuration",
+             f->st.dir, last);
+    return -1;
+  }
+  payload_pack(&f->layout, &f->global, f->global_payload);
+  sha256_bytes(f->global_payload, payload_bytes(&f->layout), f->global_sha);
+  return last;
+}
+
+federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
+  federation *f = calloc(1, sizeof *f);
+  f->cfg = cfg;
+  pthread_mutex_init(&f->mu, NULL);
+  pthread_cond_init(&f->changed, NULL);
+  model base;
+  if (model_load(&base, cfg->model.base, err, errlen) != 0) goto fail;
+  f->mc = base.config;
+  model_free(&base);
+  if (model_fingerprint(cfg->model.base, f->fingerprint, err, errlen) != 0) goto fail;
+  f->lora = (lora_config){.rank = cfg->model.lora_rank, .alpha = (float)cfg->model.lora_alpha,
+                          .use_rslora = cfg->model.use_rslora, .dropout = (float)cfg->model.lora_dropout,
+                          .targets = cfg->model.lora_target_mask, .freeze_a = cfg->model.lora_mode == AGG_LORA_FFA};
+  lora_adapter shape;
+  if (lora_build(&shape, &f->mc, &f->lora, err, errlen) != 0) goto fail;
+  int rc = payload_layout_build(&f->layout, &shape, &f->mc, cfg->model.lora_mode == AGG_LORA_FFA, err, errlen);
+  lora_free(&shape);
+  if (rc != 0) goto fail;
+  f->sopt = agg_config_server_opt(cfg);
+  f->n_state = server_opt_state_floats(f->sopt.strategy, f->layout.floats);
+  f->sopt_state = calloc(f->n_state + 1, sizeof(float));
+  f->global_payload = calloc(f->layout.floats + 1, sizeof(float));
+  if (store_open(&f->st, cfg->server.state_dir, err, errlen) != 0) goto fail;
+
+  round_policy policy = {.total = (uint32_t)cfg->rounds.total, .min_clients = (uint32_t)cfg->rounds.min_clients,
+                         .clients_per_round = (uint32_t)cfg->rounds.clients_per_round,
+                         .deadline_s = cfg->rounds.deadline_s, .wait_after_quorum_s = cfg->rounds.wait_after_quorum_s,
+                         .seed = cfg->rounds.seed};
+  int last = store_last_round(&f->st);
+  round_init(&f->rm, &policy, last > 0 ? (uint32_t)last : 0);
+  if (state_restore(f, err, errlen) != 0) goto fail;
+  plan_build(f);
+  last = load_global(f, last, err, errlen);
+  if (last < 0) goto fail;
+  if (store_metrics_rebuild(&f->st, err, errlen) != 0) goto fail;
+  if (state_save(f, err, errlen) != 0) goto fail;
+  if (round_tick(&f->rm, now_mono()) == ROUND_EVENT_OPENED)
+    store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), restore_pending, f, err, errlen);
+  if (f->rm.state == ROUND_FINISHED) f->finished_at = now_mono();
+  log_info("run %s: base %s (fingerprint %.16s...), %zu adapter parameters on the wire, %u/%u rounds committed",
+           f->run_id, cfg->model.base, f->fingerprint, f->layout.floats, f->rm.committed, f->rm.policy.total);
+
+  rpc_server_config rc_cfg = {.listen = cfg->server.listen, .cert_file = cfg->server.cert, .key_file = cfg->server.key,
+                              .client_ca_file = cfg->server.client_ca, .methods = methods,
+                              .n_methods = sizeof methods / sizeof methods[0], .user = f,
+                              .threads = cfg->server.threads};
+  f->server = rpc_server_start(&rc_cfg, err, errlen);
+  if (!f->server) goto fail;
+  log_info("listening on %s (port %d)", cfg->server.listen, rpc_server_port(f->server));
+  pthread_create(&f->ticker, NULL, ticker_main, f);
+  return f;
+fail:
+  lora_free(&f->global);
+  payload_layout_free(&f->layout);
+  free(f->sopt_state);
+  free(f->global_payload);
+  free(f->plan_targets);
+  pthread_mutex_destroy(&f->mu);
+  pthread_cond_destroy(&f->changed);
+  free(f);
+  return NULL;
+}
+
+int federation_port(const federation *f) { return rpc_server_port(f->server); }
+
+void federation_request_stop(federation *f) { atomic_store(&f->stop, 1); }
+
+void federation_wait(federation *f) {
+  /* After the last commit the aggregator stays up until every joined site has been told the run
+   * is over (so none retries against a closed port), or two poll intervals have passed. */
+  double grace = 2.0 * f->cfg->server.poll_seconds + 5.0;
+  while (!atomic_load(&f->stop)) {
+    pthread_mutex_lock(&f->mu);
+    int done = 0;
+    if (f->finished_at > 0) {
+      int told = 0;
+      for (int i = 0; i < f->n_sites; i++) told += f->sites[i].saw_finished;
+      done = told == f->n_sites || now_mono() - f->finished_at > grace;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (done) break;
+    usleep(100000);
+  }
+}
+
+void federation_stop(federation *f) {
+  if (!f) return;
+  atomic_store(&f->stop, 1);
+  pthread_cond_broadcast(&f->changed);
+  pthread_join(f->ticker, NULL);
+  rpc_server_stop(f->server);
+  lora_free(&f->global);
+  payload_layout_free(&f->layout);
+  free(f->sopt_state);
+  free(f->global_payload);
+  free(f->plan_targets);
+  pthread_mutex_destroy(&f->mu);
+  pthread_cond_destroy(&f->changed);
+  free(f);
+}
