@@ -1,0 +1,88 @@
+/* fedlora-client: a site's side of a federated LoRA run. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "site.h"
+#include "site_config.h"
+
+static volatile int stop_requested;
+
+static void on_signal(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: fedlora-client --config FILE.ini [--set section.key=value ...] [--print-config]\n"
+          "\n"
+          "Takes part in a federated LoRA run as one site: joins the aggregator in [client] server over\n"
+          "mutual TLS, and for every round it is selected for downloads the global adapter, trains on the\n"
+          "local data in [data] (which never leaves this machine) and sends back only the adapter update.\n"
+          "The training settings come from the aggregator's plan. Restarted on the same state_dir it\n"
+          "resumes where it stopped.\n"
+          "\n"
+          "  --config FILE        INI configuration (see examples/client.ini)\n"
+          "  --set S.K=V          override one key, e.g. --set client.threads=2 (repeatable)\n"
+          "  --print-config       print the effective configuration and exit\n"
+          "  --help-config        list every key with its default and meaning\n"
+          "  --version            print the version\n"
+          "\n"
+          "Exit status: 0 the run finished (final adapter in state_dir/final), 2 bad usage or\n"
+          "configuration, 3 refused by the aggregator (certificate, allowed_clients, base model),\n"
+          "4 local failure (model, data, disk), 5 stopped by a signal.\n");
+}
+
+int main(int argc, char **argv) {
+  log_set_program("fedlora-client");
+  config_cli cli = {0};
+  char err[1024];
+  for (int i = 1; i < argc; i++) {
+    int took = config_cli_take(&cli, argc, argv, &i, err, sizeof err);
+    if (took < 0) {
+      fprintf(stderr, "fedlora-client: %s\n", err);
+      return SITE_EXIT_USAGE;
+    }
+    if (took) continue;
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return 0;
+    }
+    if (!strcmp(argv[i], "--help-config")) {
+      config_describe(&site_config_schema, stdout);
+      return 0;
+    }
+    if (!strcmp(argv[i], "--version")) {
+      printf("fedlora-client %s\n", FEDLORA_VERSION);
+      return 0;
+    }
+    fprintf(stderr, "fedlora-client: unknown option '%s'\n", argv[i]);
+    usage(stderr);
+    return SITE_EXIT_USAGE;
+  }
+  if (!cli.path && cli.n_sets == 0) {
+    usage(stderr);
+    return SITE_EXIT_USAGE;
+  }
+  site_config cfg;
+  if (site_config_load(&cfg, cli.path, cli.sets, cli.n_sets, err, sizeof err) != 0) {
+    fprintf(stderr, "fedlora-client: %s\n", err);
+    return SITE_EXIT_USAGE;
+  }
+  if (cli.print) {
+    config_print(&site_config_schema, &cfg, stdout);
+    site_config_free(&cfg);
+    return 0;
+  }
+  log_set_level(cfg.client.log_level);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  int rc = site_run(&cfg, &stop_requested);
+  site_config_free(&cfg);
+  return rc;
+}

@@ -1,0 +1,191 @@
+#include "site_train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dataset_site.h"
+#include "fingerprint.h"
+#include "log.h"
+#include "model.h"
+#include "model_tokenizer.h"
+#include "ops.h"
+#include "peft.h"
+#include "plan.h"
+#include "train.h"
+
+struct site_trainer {
+  const site_config *cfg;
+  model base;
+  char fingerprint[65];
+  tokenizer *tok;
+  uint64_t train_records, val_records; /* counted before the plan fixes the window length */
+  /* set by the plan */
+  int planned;
+  lora_adapter ad;
+  payload_layout layout;
+  uint64_t init_seed;
+  Fedlora__V1__TrainConfig train;     /* copy of the plan's scalars (strings not kept) */
+  train_config tcfg;
+  site_data data;
+  trainer t;
+  float *start;                       /* (ad.num_params) the round's starting point, for FedProx */
+};
+
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static data_spec site_spec(const site_config *cfg) {
+  return (data_spec){.data = cfg->data.train, .val = cfg->data.val, .val_fraction = cfg->data.val_fraction,
+                     .format = (data_format)cfg->data.format};
+}
+
+/* Record counts for Join, before the plan says how to cut windows. */
+static int count_records(site_trainer *st, char *err, size_t errlen) {
+  data_spec spec = site_spec(st->cfg);
+  record_set s;
+  if (records_read(&s, spec.data, spec.format, spec.skip_bad, err, errlen) != 0) return -1;
+  for (size_t i = 0; i < s.n; i++) {
+    int held_out = !spec.val && spec.val_fraction > 0 && record_in_validation(&s, i, spec.split_seed, spec.val_fraction);
+    if (held_out)
+      st->val_records++;
+    else
+      st->train_records++;
+  }
+  records_free(&s);
+  if (spec.val) {
+    if (records_read(&s, spec.val, spec.format, spec.skip_bad, err, errlen) != 0) return -1;
+    st->val_records = s.n;
+    records_free(&s);
+  }
+  if (st->train_records == 0) {
+    snprintf(err, errlen, "%s: no training records (all held out for validation?)", spec.data);
+    return -1;
+  }
+  return 0;
+}
+
+site_trainer *site_trainer_build(const site_config *cfg, char *err, size_t errlen) {
+  site_trainer *st = calloc(1, sizeof *st);
+  st->cfg = cfg;
+  compute_threads_set(cfg->client.threads > 0 ? cfg->client.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  if (model_load(&st->base, cfg->model.base, err, errlen) != 0) {
+    free(st);
+    return NULL;
+  }
+  if (model_fingerprint(cfg->model.base, st->fingerprint, err, errlen) != 0 ||
+      !(st->tok = tokenizer_for_model(cfg->model.base, cfg->model.tokenizer, st->base.config.vocab_size, err,
+                                      errlen)) ||
+      count_records(st, err, errlen) != 0) {
+    site_trainer_free(st);
+    return NULL;
+  }
+  return st;
+}
+
+void site_trainer_free(site_trainer *st) {
+  if (!st) return;
+  if (st->planned) {
+    trainer_free(&st->t);
+    site_data_free(&st->data);
+    payload_layout_free(&st->layout);
+    lora_free(&st->ad);
+    free(st->start);
+  }
+  tokenizer_free(st->tok);
+  model_free(&st->base);
+  free(st);
+}
+
+const char *site_trainer_fingerprint(const site_trainer *st) { return st->fingerprint; }
+uint64_t site_trainer_examples(const site_trainer *st) { return st->train_records; }
+const payload_layout *site_trainer_layout(const site_trainer *st) { return &st->layout; }
+
+void site_trainer_describe(const site_trainer *st, Fedlora__V1__JoinRequest *req) {
+  req->train_examples = st->train_records;
+  req->val_examples = st->val_records;
+  req->train_tokens = st->planned ? st->data.train[0].counted_tokens : 0;
+}
+
+int site_trainer_plan(site_trainer *st, const Fedlora__V1__JoinResponse *plan, char *err, size_t errlen) {
+  lora_config lc;
+  if (plan_lora_config(plan->lora, &lc, err, errlen) != 0) return -1;
+  if (!plan->train) {
+    snprintf(err, errlen, "the plan has no training settings");
+    return -1;
+  }
+  st->train = *plan->train;
+  st->init_seed = plan->lora->init_seed;
+  if (plan_train_config(plan->train, 1, 0, &st->tcfg, err, errlen) != 0) return -1;
+  if (lora_build(&st->ad, &st->base.config, &lc, err, errlen) != 0) return -1;
+  st->planned = 1;
+  st->start = calloc(st->ad.num_params + 1, sizeof(float));
+  data_spec spec = site_spec(st->cfg);
+  if (payload_layout_build(&st->layout, &st->ad, &st->base.config, lc.freeze_a, err, errlen) != 0 ||
+      site_data_load(&st->data, &spec, st->tok, st->base.config.vocab_size, st->tcfg.seq_len, 1, 0, err, errlen) != 0)
+    return -1;
+  long steps = st->train.local_steps;
+  if (steps <= 0) steps = (long)ceil(st->train.local_epochs * (double)mixture_windows(&st->data.mix) / st->tcfg.batch);
+  if (plan_train_config(plan->train, steps > 0 ? steps : 1, 0, &st->tcfg, err, errlen) != 0) return -1;
+  return trainer_build(&st->t, &st->base, &st->ad, &st->tcfg, err, errlen);
+}
+
+int site_trainer_round(site_trainer *st, const float *global, uint64_t seed, float *update,
+                       Fedlora__V1__SiteMetrics *metrics, site_progress_fn progress, void *user, char *err,
+                       size_t errlen) {
+  /* Start exactly from the global adapter. With FFA-LoRA only B travels: A is regenerated from the
+   * plan's seed, identical at every site. */
+  lora_init(&st->ad, st->init_seed);
+  payload_unpack(&st->layout, &st->ad, global);
+  memcpy(st->start, st->ad.params, st->ad.num_params * sizeof(float));
+
+  double val_loss = NAN, val_tokens = 0;
+  if (st->data.has_val &&
+      evaluate_loss(&st->base, &st->ad, &st->data.val, st->tcfg.batch, &val_loss, &val_tokens, err, errlen) != 0)
+    return -1;
+
+  /* A fresh local optimiser every round, seeded from (run, round, site). */
+  trainer *t = &st->t;
+  optimizer_reset(&t->opt);
+  t->step = 0;
+  t->cfg.seed = seed;
+  memset(t->grad, 0, t->n * sizeof(float));
+  data_mixture *mix = &st->data.mix;
+  const dataset *const *sources = mix->sources;
+  double *weights = st->data.weights;
+  int n_sources = mix->n;
+  mixture_free(mix);
+  if (mixture_build(mix, sources, weights, n_sources, 1, seed, err, errlen) != 0) return -1;
+
+  double t0 = seconds_now(), loss_sum = 0;
+  long steps = st->tcfg.steps;
+  double tokens_per_step = (double)st->tcfg.batch * st->tcfg.seq_len;
+  for (long s = 0; s < steps; s++) {
+    step_report r = trainer_step(t, mix);
+    if (!isfinite(r.loss)) {
+      snprintf(err, errlen, "the training loss became %g at local step %ld", r.loss, s + 1);
+      return -1;
+    }
+    loss_sum += r.loss;
+    if (progress) progress(user, s + 1, steps, r.loss, tokens_per_step * (s + 1) / (seconds_now() - t0 + 1e-9));
+  }
+  payload_pack(&st->layout, &st->ad, update);
+  metrics->train_loss = loss_sum / (double)steps;
+  metrics->val_loss_before = val_loss;
+  metrics->tokens = (uint64_t)(tokens_per_step * (double)steps);
+  metrics->steps = (uint32_t)steps;
+  metrics->seconds = seconds_now() - t0;
+  return 0;
+}
+
+int site_trainer_save(site_trainer *st, const float *payload, const char *dir, char *err, size_t errlen) {
+  lora_init(&st->ad, st->init_seed);
+  payload_unpack(&st->layout, &st->ad, payload);
+  return peft_save(&st->ad, &st->base.config, dir, st->cfg->model.base, err, errlen);
+}
