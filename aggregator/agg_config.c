@@ -36,7 +36,7 @@ static int targets_mask(const config_list *l, unsigned *mask, char *err, size_t 
 static int check_targets(const void *value, char *err, size_t err_size) {
   unsigned mask;
   const config_list *l = value;
-  return l->count ? targets_mask(l, &mask, err, err_size) : 0;
+  return l->count ? targets_mask(l, &mask, err, err_size) : 0;  /* empty: refused as required */
 }
 
 #define AT(member) offsetof(agg_config, member)
@@ -68,7 +68,8 @@ static const config_field fields[] = {
     {"model", "lora_rank", CFG_INT, AT(model.lora_rank), "8", 1, 4096, .help = "LoRA rank r"},
     {"model", "lora_alpha", CFG_DOUBLE, AT(model.lora_alpha), "16", 0, 1e6, .flags = CFG_ABOVE_MIN,
      .help = "LoRA alpha; the adapter is scaled by alpha / r (alpha / sqrt(r) with use_rslora)"},
-    {"model", "lora_targets", CFG_LIST, AT(model.lora_targets), "q_proj,v_proj", .check = check_targets,
+    {"model", "lora_targets", CFG_LIST, AT(model.lora_targets), "q_proj,v_proj", .flags = CFG_REQUIRED,
+     .check = check_targets,
      .help = "adapted projections: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj (or q, k, ..., all)"},
     {"model", "lora_dropout", CFG_DOUBLE, AT(model.lora_dropout), "0", 0, 1, .flags = CFG_BELOW_MAX,
      .help = "dropout probability on the LoRA input during local training"},
@@ -92,7 +93,8 @@ static const config_field fields[] = {
 
     {"train", "optimizer", CFG_ENUM, AT(train.optimizer), "adamw", .choices = optimizers,
      .help = "local optimizer (moments restart every round)"},
-    {"train", "lr", CFG_DOUBLE, AT(train.lr), "1e-3", 0, 10, .flags = CFG_ABOVE_MIN, .help = "local peak learning rate"},
+    {"train", "lr", CFG_DOUBLE, AT(train.lr), "1e-3", 0, 10, .flags = CFG_ABOVE_MIN,
+     .help = "local peak learning rate"},
     {"train", "local_steps", CFG_INT, AT(train.local_steps), "20", 0, INTS,
      .help = "optimizer steps per round; 0 lets local_epochs decide"},
     {"train", "local_epochs", CFG_DOUBLE, AT(train.local_epochs), "0", 0, 1e6,
@@ -102,11 +104,13 @@ static const config_field fields[] = {
     {"train", "weight_decay", CFG_DOUBLE, AT(train.weight_decay), "0", 0, 1e3, .help = "decoupled weight decay"},
     {"train", "fedprox_mu", CFG_DOUBLE, AT(train.fedprox_mu), "0", 0, 1e6,
      .help = "FedProx proximal weight mu (pulls local weights toward the round's global adapter); 0 disables"},
-    {"train", "grad_clip", CFG_DOUBLE, AT(train.grad_clip), "1.0", 0, 1e9, .help = "global gradient-norm bound; 0 disables"},
+    {"train", "grad_clip", CFG_DOUBLE, AT(train.grad_clip), "1.0", 0, 1e9,
+     .help = "global gradient-norm bound; 0 disables"},
     {"train", "beta1", CFG_DOUBLE, AT(train.beta1), "0.9", 0, 1, .flags = CFG_BELOW_MAX, .help = "AdamW beta1"},
     {"train", "beta2", CFG_DOUBLE, AT(train.beta2), "0.999", 0, 1, .flags = CFG_BELOW_MAX, .help = "AdamW beta2"},
     {"train", "eps", CFG_DOUBLE, AT(train.eps), "1e-8", 0, 1, .flags = CFG_ABOVE_MIN, .help = "AdamW epsilon"},
-    {"train", "warmup", CFG_INT, AT(train.warmup), "0", 0, INTS, .help = "linear warmup steps at the start of each round"},
+    {"train", "warmup", CFG_INT, AT(train.warmup), "0", 0, INTS,
+     .help = "linear warmup steps at the start of each round"},
     {"train", "schedule", CFG_ENUM, AT(train.schedule), "constant", .choices = schedules,
      .help = "learning-rate schedule within a round after warmup"},
 
@@ -139,7 +143,8 @@ static const config_field fields[] = {
      .help = "Shamir threshold t: shares needed to recover a dropped site's masks; 0 = automatic"},
     {"privacy", "secagg_clip_range", CFG_DOUBLE, AT(privacy.secagg_clip_range), "1.0", 0, 1e6, .flags = CFG_ABOVE_MIN,
      .help = "update values are clipped to [-range, range] before fixed-point encoding"},
-    {"privacy", "secagg_scale", CFG_DOUBLE, AT(privacy.secagg_scale), "1048576", 0, 2147483647.0, .flags = CFG_ABOVE_MIN,
+    {"privacy", "secagg_scale", CFG_DOUBLE, AT(privacy.secagg_scale), "1048576", 0, 2147483647.0,
+     .flags = CFG_ABOVE_MIN,
      .help = "fixed-point scale (2^20: steps of 1e-6; range 1 leaves room for 2047 sites in 32 bits)"},
 };
 
@@ -152,8 +157,9 @@ static int validate(void *p, config_ctx *ctx) {
     return config_fail(ctx, "rounds", "min_clients", "%d exceeds the %d site(s) in server.allowed_clients",
                        c->rounds.min_clients, sites);
   if (c->rounds.clients_per_round != 0 && c->rounds.clients_per_round < c->rounds.min_clients)
-    return config_fail(ctx, "rounds", "clients_per_round", "%d is below rounds.min_clients = %d (0 selects every site)",
-                       c->rounds.clients_per_round, c->rounds.min_clients);
+    return config_fail(ctx, "rounds", "clients_per_round",
+                       "%d is below rounds.min_clients = %d (0 selects every site)", c->rounds.clients_per_round,
+                       c->rounds.min_clients);
   if (c->rounds.clients_per_round > sites)
     return config_fail(ctx, "rounds", "clients_per_round", "%d exceeds the %d site(s) in server.allowed_clients",
                        c->rounds.clients_per_round, sites);
@@ -166,11 +172,13 @@ static int validate(void *p, config_ctx *ctx) {
   if (c->privacy.dp != AGG_DP_OFF && !(c->privacy.dp_noise_multiplier > 0))
     return config_fail(ctx, "privacy", "dp_noise_multiplier", "must be > 0 when dp is on");
   if (c->privacy.dp == AGG_DP_DISTRIBUTED && !c->privacy.secagg)
-    return config_fail(ctx, "privacy", "dp",
-                       "distributed noise protects nothing without secagg = on (the server would see each noisy share)");
+    return config_fail(
+        ctx, "privacy", "dp",
+        "distributed noise protects nothing without secagg = on (the server would see each noisy share)");
   if (c->privacy.secagg) {
     if (c->rounds.min_clients < 2)
-      return config_fail(ctx, "rounds", "min_clients", "secure aggregation needs at least 2 (a sum of one update is that update)");
+      return config_fail(ctx, "rounds", "min_clients",
+                         "secure aggregation needs at least 2 (a sum of one update is that update)");
     if (c->privacy.secagg_threshold == 1 || c->privacy.secagg_threshold > sites)
       return config_fail(ctx, "privacy", "secagg_threshold", "%d must be 0 (automatic) or in [2, %d sites]",
                          c->privacy.secagg_threshold, sites);

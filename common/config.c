@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -121,25 +122,21 @@ static int list_append(config_list *l, const char *text, char *why, size_t why_s
     p = end ? end + 1 : p + len;
     if (a == b) continue;
     char *item = strndup(a, (size_t)(b - a));
-    char **grown = item ? realloc(l->items, (size_t)(l->count + 1) * sizeof *grown) : NULL;
+    if (!item) return snprintf(why, why_size, "out of memory"), -1;
+    int dup = 0;
+    for (int i = 0; i < l->count && !dup; i++) dup = strcmp(l->items[i], item) == 0;
+    char **grown = NULL;
+    if (strchr(item, '='))
+      snprintf(why, why_size, "item '%s' contains '=' (an indented line continues the list above it)", item);
+    else if (dup)
+      snprintf(why, why_size, "'%s' is listed twice", item);
+    else if (!(grown = realloc(l->items, (size_t)(l->count + 1) * sizeof *grown)))
+      snprintf(why, why_size, "out of memory");
     if (!grown) {
       free(item);
-      snprintf(why, why_size, "out of memory");
       return -1;
     }
     l->items = grown;
-    if (strchr(item, '=')) {
-      snprintf(why, why_size, "item '%s' contains '=' (an indented line continues the list above it)", item);
-      free(item);
-      return -1;
-    }
-    for (int i = 0; i < l->count; i++) {
-      if (strcmp(l->items[i], item) == 0) {
-        snprintf(why, why_size, "'%s' is listed twice", item);
-        free(item);
-        return -1;
-      }
-    }
     l->items[l->count++] = item;
   }
   return 0;
@@ -155,8 +152,8 @@ static char *path_resolve(const char *base_dir, const char *text) {
 
 /* Parses text into field f of cfg. append: a continuation line of a list. base_dir: directory for
  * relative paths (NULL: keep them as written). The problem, without location, goes to why. */
-static int value_set(const config_field *f, void *cfg, const char *text, int append, const char *base_dir,
-                     char *why, size_t why_size) {
+static int value_set(const config_field *f, void *cfg, const char *text, int append, const char *base_dir, char *why,
+                     size_t why_size) {
   void *p = field_ptr(f, cfg);
   char *end = NULL;
   errno = 0;
@@ -172,7 +169,7 @@ static int value_set(const config_field *f, void *cfg, const char *text, int app
     }
     case CFG_INT: {
       long v = strtol(text, &end, 10);
-      if (!*text || *end || errno == ERANGE)
+      if (!*text || *end || errno == ERANGE || v < INT_MIN || v > INT_MAX)
         return snprintf(why, why_size, "expected an integer, got '%s'", text), -1;
       if (in_range(f, (double)v, text, why, why_size) != 0) return -1;
       *(int *)p = (int)v;
@@ -269,7 +266,8 @@ static void section_names(const config_schema *s, char *buf, size_t size) {
   size_t len = 0;
   buf[0] = '\0';
   for (size_t i = 0; i < s->n_fields && len < size; i++)
-    if (section_starts(s, i)) len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "", s->fields[i].section);
+    if (section_starts(s, i))
+      len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "", s->fields[i].section);
 }
 
 /* inih's reader: fgets that counts lines (inih's handler has no line number in this build) and
@@ -408,8 +406,8 @@ static int is_unset(const config_field *f, const void *cfg) {
   return 0;
 }
 
-int config_load(const config_schema *s, void *cfg, const char *path, const char *const *sets, int n_sets,
-                char *err, size_t err_size) {
+int config_load(const config_schema *s, void *cfg, const char *path, const char *const *sets, int n_sets, char *err,
+                size_t err_size) {
   config_ctx ctx = {.s = s, .cfg = cfg, .path = path, .err = err, .err_size = err_size};
   err[0] = '\0';
   memset(cfg, 0, s->size);
@@ -485,8 +483,11 @@ void config_print(const config_schema *s, const void *cfg, FILE *out) {
   for (size_t i = 0; i < s->n_fields; i++) {
     const config_field *f = &s->fields[i];
     if (section_starts(s, i)) fprintf(out, "%s[%s]\n", i ? "\n" : "", f->section);
-    fprintf(out, "%s = ", f->key);
-    value_print(f, cfg, out);
+    fprintf(out, "%s =", f->key);
+    if (!is_unset(f, cfg)) {
+      fputc(' ', out);
+      value_print(f, cfg, out);
+    }
     fputc('\n', out);
   }
 }
@@ -529,7 +530,8 @@ int config_cli_take(config_cli *cli, int argc, char **argv, int *i, char *err, s
   if (is_config) {
     cli->path = value;
   } else {
-    if (cli->n_sets == CONFIG_CLI_MAX_SETS) return snprintf(err, err_size, "more than %d --set", CONFIG_CLI_MAX_SETS), -1;
+    if (cli->n_sets == CONFIG_CLI_MAX_SETS)
+      return snprintf(err, err_size, "more than %d --set", CONFIG_CLI_MAX_SETS), -1;
     cli->sets[cli->n_sets++] = value;
   }
   return 1;

@@ -11,8 +11,8 @@
 
 static void test_weighted_mean(void) {
   const float global[3] = {1, -2, 0.5f};
-  const float u1[3] = {2, -1, 0.5f};   /* delta (1, 1, 0), weight 3 */
-  const float u2[3] = {0, -2, 1.5f};   /* delta (-1, 0, 1), weight 1 */
+  const float u1[3] = {2, -1, 0.5f};  /* delta (1, 1, 0), weight 3 */
+  const float u2[3] = {0, -2, 1.5f};  /* delta (-1, 0, 1), weight 1 */
   const float bad[3] = {0, NAN, 0};
   char err[200];
   agg_accum acc;

@@ -33,8 +33,8 @@ static const char *write_ini(const char *name, const char *text) {
 }
 
 /* The required keys, so each test adds only what it is about. */
-#define AGG_REQUIRED                                                                   \
-  "[server]\ncert = /pki/agg.pem\nkey = /pki/agg.key\nclient_ca = /pki/ca.pem\n"       \
+#define AGG_REQUIRED                                                             \
+  "[server]\ncert = /pki/agg.pem\nkey = /pki/agg.key\nclient_ca = /pki/ca.pem\n" \
   "allowed_clients = alpha, beta, gamma\nstate_dir = /state\n[model]\nbase = /models/b\n"
 
 /* Loads text as an aggregator file with the given --set list; expects failure and an error that
@@ -88,11 +88,12 @@ static void test_defaults(void) {
 }
 
 static void test_overrides(void) {
-  const char *path = write_ini("ovr.ini", AGG_REQUIRED "lora_rank = 4\nlora_targets = q, k, v ; inline comment\n"
-                                                       "[train]\nlr = 0.5\n");
-  const char *sets[] = {"model.lora_rank=16", "model.lora_targets=all", "train.lr=2e-4", "model.lora_rank=32",
-                        "server.cert=rel/c.pem", "aggregation.strategy=FedYogi", "privacy.secagg=YES",
-                        "rounds.min_clients=2", "model.base="};
+  const char *path = write_ini("ovr.ini", AGG_REQUIRED
+                               "lora_rank = 4\nlora_targets = q, k, v ; inline comment\n"
+                               "[train]\nlr = 0.5\n");
+  const char *sets[] = {"model.lora_rank=16", "model.lora_targets=all", "train.lr=2e-4",
+                        "model.lora_rank=32", "server.cert=rel/c.pem",  "aggregation.strategy=FedYogi",
+                        "privacy.secagg=YES", "rounds.min_clients=2",   "model.base="};
   agg_config c;
   /* The last --set empties a required key: refused, naming the override. */
   CHECK_EQ_INT(agg_config_load(&c, path, sets, 9, err, sizeof err), -1);
@@ -120,7 +121,7 @@ static void test_overrides(void) {
   agg_config_free(&c);
 
   /* Without a file, everything can come from --set. */
-  const char *all[] = {"server.cert=c", "server.key=k", "server.client_ca=ca", "server.allowed_clients=x",
+  const char *all[] = {"server.cert=c",      "server.key=k", "server.client_ca=ca", "server.allowed_clients=x",
                        "server.state_dir=s", "model.base=b"};
   CHECK_EQ_INT(agg_config_load(&c, NULL, all, 6, err, sizeof err), 0);
   agg_config_free(&c);
@@ -191,15 +192,19 @@ static void test_enum_order(void) {
 }
 
 static void test_file_errors(void) {
-  expect_agg_error(AGG_REQUIRED "bogus = 1\n", NULL, 0, "%s:9: [model] bogus: unknown key ([model] has base, lora_rank");
-  expect_agg_error(AGG_REQUIRED "[sever]\nthreads = 2\n", NULL, 0,
-                   "%s:10: [sever]: unknown section (expected one of server, model, rounds, train, aggregation, privacy)");
+  expect_agg_error(AGG_REQUIRED "bogus = 1\n", NULL, 0,
+                   "%s:9: [model] bogus: unknown key ([model] has base, lora_rank");
+  expect_agg_error(
+      AGG_REQUIRED "[sever]\nthreads = 2\n", NULL, 0,
+      "%s:10: [sever]: unknown section (expected one of server, model, rounds, train, aggregation, privacy)");
   expect_agg_error("threads = 2\n" AGG_REQUIRED, NULL, 0, "%s:1: threads: key outside any section");
   expect_agg_error(AGG_REQUIRED "[server]\nthreads = eight\n", NULL, 0,
                    "%s:10: [server] threads: expected an integer, got 'eight'");
   expect_agg_error(AGG_REQUIRED "[server]\nthreads = 4x\n", NULL, 0, "%s:10: [server] threads: expected an integer");
-  expect_agg_error(AGG_REQUIRED "[server]\nthreads = 0\n", NULL, 0, "%s:10: [server] threads: must be in [1, 256], got 0");
-  expect_agg_error(AGG_REQUIRED "lora_dropout = 1\n", NULL, 0, "%s:9: [model] lora_dropout: must be in [0, 1), got 1");
+  expect_agg_error(AGG_REQUIRED "[server]\nthreads = 0\n", NULL, 0,
+                   "%s:10: [server] threads: must be in [1, 256], got 0");
+  expect_agg_error(AGG_REQUIRED "lora_dropout = 1\n", NULL, 0,
+                   "%s:9: [model] lora_dropout: must be in [0, 1), got 1");
   expect_agg_error(AGG_REQUIRED "[train]\nlr = 0\n", NULL, 0, "%s:10: [train] lr: must be in (0, 10], got 0");
   expect_agg_error(AGG_REQUIRED "[train]\nlr = nan\n", NULL, 0, "%s:10: [train] lr: expected a number, got 'nan'");
   expect_agg_error(AGG_REQUIRED "[rounds]\nseed = -1\n", NULL, 0,
@@ -213,14 +218,21 @@ static void test_file_errors(void) {
                    "%s:9: [model] use_rslora: expected true/false, on/off, yes/no or 1/0, got 'maybe'");
   expect_agg_error(AGG_REQUIRED "lora_targets = q_proj, w_proj\n", NULL, 0,
                    "%s:9: [model] lora_targets: LoRA targets 'q_proj,w_proj': unknown module 'w_proj'");
+  expect_agg_error(AGG_REQUIRED "lora_targets = ,\n", NULL, 0,
+                   "%s:9: [model] lora_targets: required, got an empty value");
+  expect_agg_error(AGG_REQUIRED "[server]\nthreads = 99999999999\n", NULL, 0,
+                   "%s:10: [server] threads: expected an integer, got '99999999999'");
   expect_agg_error(AGG_REQUIRED "[server]\nlisten = localhost\n", NULL, 0,
                    "%s:10: [server] listen: expected host:port with a port in 1..65535");
-  expect_agg_error(AGG_REQUIRED "[server]\nlisten = ::1:7443\n", NULL, 0, "%s:10: [server] listen: expected host:port");
-  expect_agg_error(AGG_REQUIRED "[server]\nlisten = h:70000\n", NULL, 0, "%s:10: [server] listen: expected host:port");
+  expect_agg_error(AGG_REQUIRED "[server]\nlisten = ::1:7443\n", NULL, 0,
+                   "%s:10: [server] listen: expected host:port");
+  expect_agg_error(AGG_REQUIRED "[server]\nlisten = h:70000\n", NULL, 0,
+                   "%s:10: [server] listen: expected host:port");
   expect_agg_error(AGG_REQUIRED "[server]\nthreads = 2\nthreads = 3\n", NULL, 0,
                    "%s:11: [server] threads: set twice (first on line 10)");
-  expect_agg_error(AGG_REQUIRED "[server]\nthreads = 2\n  4\n", NULL, 0,
-                   "%s:11: [server] threads: an indented line continues the value above it; only lists may span lines");
+  expect_agg_error(
+      AGG_REQUIRED "[server]\nthreads = 2\n  4\n", NULL, 0,
+      "%s:11: [server] threads: an indented line continues the value above it; only lists may span lines");
   expect_agg_error(AGG_REQUIRED "[server]\nthreads 2\n", NULL, 0, "%s:10: expected '[section]' or 'key = value'");
   expect_agg_error(AGG_REQUIRED "[server\nthreads = 2\n", NULL, 0, "%s:9: expected '[section]' or 'key = value'");
   /* A syntax error before a refused value is the one reported. */
@@ -232,8 +244,9 @@ static void test_file_errors(void) {
   /* Missing required keys name the file and the key. */
   expect_agg_error("[server]\ncert = c\n", NULL, 0, "%s: [server] key: required, not set");
   expect_agg_error(AGG_REQUIRED "[server]\nstate_dir =\n", NULL, 0, "%s:10: [server] state_dir: set twice");
-  expect_agg_error("[server]\ncert = c\nkey = k\nclient_ca = ca\nallowed_clients =\nstate_dir = s\n[model]\nbase = b\n",
-                   NULL, 0, "%s:5: [server] allowed_clients: required, got an empty value");
+  expect_agg_error(
+      "[server]\ncert = c\nkey = k\nclient_ca = ca\nallowed_clients =\nstate_dir = s\n[model]\nbase = b\n", NULL, 0,
+      "%s:5: [server] allowed_clients: required, got an empty value");
   /* A line over inih's limit would be split silently; it is refused instead. */
   char long_line[1024];
   snprintf(long_line, sizeof long_line, "%s[rounds]\ntotal = 3 ; %0250d\n", AGG_REQUIRED, 0);
@@ -272,23 +285,26 @@ static void test_cross_field(void) {
   expect_agg_error(AGG_REQUIRED "[train]\nlocal_epochs = 1\n", NULL, 0,
                    "%s: [train] local_steps: exactly one of local_steps (20) and local_epochs (1) must be > 0");
   expect_agg_error(AGG_REQUIRED "[train]\nlocal_steps = 0\n", NULL, 0, "%s:10: [train] local_steps: exactly one of");
-  expect_agg_error(AGG_REQUIRED "[train]\nwarmup = 21\n", NULL, 0, "%s:10: [train] warmup: 21 exceeds local_steps = 20");
+  expect_agg_error(AGG_REQUIRED "[train]\nwarmup = 21\n", NULL, 0,
+                   "%s:10: [train] warmup: 21 exceeds local_steps = 20");
   expect_agg_error(AGG_REQUIRED "[privacy]\nsecagg = on\n", NULL, 0,
                    "%s: [rounds] min_clients: secure aggregation needs at least 2");
   const char *s2[] = {"rounds.min_clients=2", "privacy.secagg_threshold=1"};
   expect_agg_error(AGG_REQUIRED "[privacy]\nsecagg = on\n", s2, 2,
                    "--set privacy.secagg_threshold: 1 must be 0 (automatic) or in [2, 3 sites]");
   const char *s3[] = {"rounds.min_clients=2", "privacy.secagg_scale=1e9"};
-  expect_agg_error(AGG_REQUIRED "[privacy]\nsecagg = on\n", s3, 2,
-                   "--set privacy.secagg_scale: 1e+09 x secagg_clip_range 1 x 3 sites overflows the 32-bit masked sum");
+  expect_agg_error(
+      AGG_REQUIRED "[privacy]\nsecagg = on\n", s3, 2,
+      "--set privacy.secagg_scale: 1e+09 x secagg_clip_range 1 x 3 sites overflows the 32-bit masked sum");
   expect_agg_error(AGG_REQUIRED "[privacy]\ndp = distributed\n", NULL, 0,
                    "%s:10: [privacy] dp: distributed noise protects nothing without secagg = on");
   expect_agg_error(AGG_REQUIRED "[privacy]\ndp = central\ndp_noise_multiplier = 0\n", NULL, 0,
                    "%s:11: [privacy] dp_noise_multiplier: must be > 0 when dp is on");
   /* The same rules pass when satisfied. */
-  const char *ok = write_ini("ok.ini", AGG_REQUIRED "[rounds]\nmin_clients = 2\nclients_per_round = 3\n"
-                                                   "[train]\nlocal_steps = 0\nlocal_epochs = 1.5\n"
-                                                   "[privacy]\nsecagg = on\ndp = distributed\nsecagg_threshold = 2\n");
+  const char *ok = write_ini("ok.ini", AGG_REQUIRED
+                             "[rounds]\nmin_clients = 2\nclients_per_round = 3\n"
+                             "[train]\nlocal_steps = 0\nlocal_epochs = 1.5\n"
+                             "[privacy]\nsecagg = on\ndp = distributed\nsecagg_threshold = 2\n");
   agg_config c;
   CHECK_EQ_INT(agg_config_load(&c, ok, NULL, 0, err, sizeof err), 0);
   CHECK_NEAR(c.train.local_epochs, 1.5, 0);
@@ -342,9 +358,11 @@ static void test_paths_and_lists(void) {
 
   /* Lists continue on indented lines (a trailing comma is fine), and a long list prints over
    * several lines that reload to the same items. */
-  expect_agg_error(AGG_REQUIRED "[server]\nallowed_clients = a\n", NULL, 0, "%s:10: [server] allowed_clients: set twice");
-  const char *cont2 = write_ini("cont2.ini", "[server]\ncert = c\nkey = k\nclient_ca = ca\nstate_dir = s\n"
-                                             "allowed_clients = alpha,\n    beta,\n\tgamma\n[model]\nbase = b\n");
+  expect_agg_error(AGG_REQUIRED "[server]\nallowed_clients = a\n", NULL, 0,
+                   "%s:10: [server] allowed_clients: set twice");
+  const char *cont2 = write_ini("cont2.ini",
+                                "[server]\ncert = c\nkey = k\nclient_ca = ca\nstate_dir = s\n"
+                                "allowed_clients = alpha,\n    beta,\n\tgamma\n[model]\nbase = b\n");
   agg_config c;
   CHECK_EQ_INT(agg_config_load(&c, cont2, NULL, 0, err, sizeof err), 0);
   CHECK_EQ_INT(c.server.allowed_clients.count, 3);
@@ -357,8 +375,12 @@ static void test_print_roundtrip(void) {
   char many[4096] = "server.allowed_clients=";
   for (int i = 0; i < 60; i++)
     snprintf(many + strlen(many), sizeof many - strlen(many), "%shospital-%02d.example.org", i ? "," : "", i);
-  const char *sets[] = {many, "rounds.min_clients=7", "train.lr=3e-4", "rounds.seed=18446744073709551615",
-                        "privacy.dp_delta=1e-7", "aggregation.strategy=fedadam"};
+  const char *sets[] = {many,
+                        "rounds.min_clients=7",
+                        "train.lr=3e-4",
+                        "rounds.seed=18446744073709551615",
+                        "privacy.dp_delta=1e-7",
+                        "aggregation.strategy=fedadam"};
   const char *path = write_ini("print.ini", AGG_REQUIRED);
   agg_config a, b;
   CHECK_EQ_INT(agg_config_load(&a, path, sets, 6, err, sizeof err), 0);
@@ -423,13 +445,22 @@ static void test_examples(void) {
   if (err[0] == '\0') {
     CHECK_STR_CONTAINS(s.data.train, "/examples/../runs/demo/data/alpha.jsonl");
     CHECK(s.model.tokenizer == NULL && s.client.server_name == NULL);
+    /* Unset keys print as "key =" and reload unset. */
+    char printed[512];
+    snprintf(printed, sizeof printed, "%s/site-printed.ini", dir);
+    FILE *f = fopen(printed, "w");
+    config_print(&site_config_schema, &s, f);
+    fclose(f);
+    site_config_free(&s);
+    CHECK_EQ_INT(site_config_load(&s, printed, NULL, 0, err, sizeof err), 0);
+    CHECK(s.model.tokenizer == NULL && s.data.val == NULL && s.data.train && s.data.train[0] == '/');
     site_config_free(&s);
   }
 }
 
 static void test_cli(void) {
-  char *argv[] = {"prog", "--config", "a.ini", "--set", "x.y=1", "--set=z.w=2", "--print-config", "--other",
-                  "--config=b.ini", "--set"};
+  char *argv[] = {"prog",        "--config",       "a.ini",   "--set",          "x.y=1",
+                  "--set=z.w=2", "--print-config", "--other", "--config=b.ini", "--set"};
   int argc = 10;
   config_cli cli = {0};
   int i = 1;
