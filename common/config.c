@@ -316,7 +316,7 @@ static int on_entry(void *user, const char *section, const char *key, const char
     } else if (value_set(f, ctx->cfg, value, ctx->line[fi] > 0, ctx->dir, why, sizeof why) != 0) {
       fail(ctx, "%s:%d: [%s] %s: %s", ctx->path, at, section, key, why);
     } else {
-      ctx->line[fi] = at;
+      if (ctx->line[fi] <= 0) ctx->line[fi] = at;  /* a list's continuation keeps its first line */
       return 1;
     }
   }

@@ -364,6 +364,8 @@ static void test_paths_and_lists(void) {
                                 "[server]\ncert = c\nkey = k\nclient_ca = ca\nstate_dir = s\n"
                                 "allowed_clients = alpha,\n    beta,\n\tgamma\n[model]\nbase = b\n");
   agg_config c;
+  expect_agg_error("[server]\nallowed_clients = a,\n  b\nallowed_clients = c\n", NULL, 0,
+                   "%s:4: [server] allowed_clients: set twice (first on line 2)");
   CHECK_EQ_INT(agg_config_load(&c, cont2, NULL, 0, err, sizeof err), 0);
   CHECK_EQ_INT(c.server.allowed_clients.count, 3);
   CHECK(c.server.allowed_clients.count == 3 && strcmp(c.server.allowed_clients.items[1], "beta") == 0);
