@@ -14,7 +14,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "dataset_ids.h"
+#include "dataset.h"
 #include "model.h"
 #include "ops.h"
 #include "train.h"
@@ -95,17 +95,28 @@ int main(int argc, char **argv) {
   lora_config lc = {.rank = 8, .alpha = 16.0f, .targets = LORA_TARGETS_ALL};
   if (lora_build(&ad, &m.config, &lc, err, sizeof err)) goto fail;
   lora_init(&ad, 2);
-  token_ids data = {.n = (size_t)bc->batch * bc->seq_len * 4 + 1};
-  data.ids = malloc(sizeof(int) * data.n);
-  for (size_t i = 0; i < data.n; i++) data.ids[i] = (int)((i * 2654435761u) % (unsigned)bc->model.vocab_size);
+  size_t n_ids = (size_t)bc->batch * bc->seq_len * 4 + 1;
+  int *ids = malloc(sizeof(int) * n_ids);
+  dataset data = {0};
+  data_mixture mx = {0};
+  if (!ids) {
+    snprintf(err, sizeof err, "out of memory");
+    goto fail;
+  }
+  for (size_t i = 0; i < n_ids; i++) ids[i] = (int)((i * 2654435761u) % (unsigned)bc->model.vocab_size);
+  if (dataset_add_tokens(&data, ids, n_ids, 0, err, sizeof err) || dataset_index(&data, bc->seq_len, "bench", err, sizeof err))
+    goto fail;
+  free(ids);
   train_config tc = {.batch = bc->batch, .seq_len = bc->seq_len, .grad_accum = 1, .steps = steps + 1,
                      .optim = optim_config_default(OPTIM_ADAMW), .grad_clip = 1.0f, .shuffle = 0, .seed = 3};
   tc.schedule = (lr_schedule){.kind = SCHEDULE_CONSTANT, .lr = 1e-4f, .total_steps = tc.steps};
-  if (trainer_build(&t, &m, &ad, &tc, &data, err, sizeof err)) goto fail;
-  trainer_step(&t, &data); /* warm-up: first touch of the arenas, OpenBLAS buffers */
+  if (mixture_build(&mx, (const dataset *[]){&data}, (double[]){1.0}, 1, 0, tc.seed, err, sizeof err) ||
+      trainer_build(&t, &m, &ad, &tc, err, sizeof err))
+    goto fail;
+  trainer_step(&t, &mx); /* warm-up: first touch of the arenas, OpenBLAS buffers */
   double start = seconds_now();
   step_report r = {0};
-  for (int s = 0; s < steps; s++) r = trainer_step(&t, &data);
+  for (int s = 0; s < steps; s++) r = trainer_step(&t, &mx);
   double elapsed = seconds_now() - start;
   double tokens = (double)steps * bc->batch * bc->seq_len;
   double flops = steps * step_flops(&m.config, &ad, bc->batch, bc->seq_len);
@@ -117,7 +128,8 @@ int main(int argc, char **argv) {
   printf("tokens/s %.0f  GFLOP/s %.2f  step %.1f ms  peak RSS %.1f MB  (loss %.4f)\n", tokens / elapsed,
          flops / elapsed * 1e-9, elapsed / steps * 1e3, ru.ru_maxrss / 1024.0, r.loss);
   trainer_free(&t);
-  free(data.ids);
+  mixture_free(&mx);
+  dataset_free(&data);
   lora_free(&ad);
   model_free(&m);
   return 0;

@@ -19,7 +19,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "dataset_ids.h"
+#include "dataset.h"
 #include "hf_model.h"
 #include "json_util.h"
 #include "log.h"
@@ -209,8 +209,14 @@ static int config_add_token_ids(const char *dir, char *err, size_t err_size) {
   return rc;
 }
 
-static int corpus_open(token_ids *d, const char *path, char *err, size_t err_size) {
-  return synth_corpus_load(path, NULL, &d->ids, &d->n, err, err_size);
+/* The corpus as one stream, every token counted (pretraining has no prompts), in windows of seq_len. */
+static int corpus_open(dataset *d, const char *path, int seq_len, char *err, size_t err_size) {
+  int *ids = NULL;
+  size_t n = 0;
+  int rc = synth_corpus_load(path, NULL, &ids, &n, err, err_size) != 0 ||
+           dataset_add_tokens(d, ids, n, 0, err, err_size) != 0 || dataset_index(d, seq_len, path, err, err_size) != 0;
+  free(ids);
+  return rc ? -1 : 0;
 }
 
 static double seconds_now(void) {
@@ -219,10 +225,10 @@ static double seconds_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int val_loss(const model *m, const token_ids *val, const pretrain_args *a, double *loss, char *err,
+static int val_loss(const model *m, const dataset *val, const pretrain_args *a, double *loss, char *err,
                     size_t err_size) {
   double tokens;
-  return evaluate_loss(m, NULL, val, a->train.batch, a->train.seq_len, loss, &tokens, err, err_size);
+  return evaluate_loss(m, NULL, val, a->train.batch, loss, &tokens, err, err_size);
 }
 
 int cmd_pretrain(int argc, char **argv) {
@@ -232,26 +238,30 @@ int cmd_pretrain(int argc, char **argv) {
   log_set_program("fedlora pretrain");
   if (a.threads) compute_threads_set(a.threads);
   char err[1024];
-  token_ids data = {0}, val = {0};
+  dataset data = {0}, val = {0};
+  data_mixture mix = {0};
   model m = {0};
   trainer t = {0};
   int rc = 1, have_trainer = 0;
   double val_loss_end = NAN;
-  if (corpus_open(&data, a.data, err, sizeof err) != 0 || (a.val && corpus_open(&val, a.val, err, sizeof err) != 0) ||
+  int T = a.train.seq_len;
+  if (corpus_open(&data, a.data, T, err, sizeof err) != 0 || (a.val && corpus_open(&val, a.val, T, err, sizeof err) != 0) ||
+      mixture_build(&mix, (const dataset *[]){&data}, (double[]){1.0}, 1, a.train.shuffle, a.train.seed, err,
+                    sizeof err) != 0 ||
       model_build(&m, &a.model, err, sizeof err) != 0)
     goto done;
   weights_init(&m, a.train.seed, a.init_std);
-  if (trainer_build(&t, &m, NULL, &a.train, &data, err, sizeof err) != 0) goto done;
+  if (trainer_build(&t, &m, NULL, &a.train, err, sizeof err) != 0) goto done;
   have_trainer = 1;
   size_t tokens_per_step = (size_t)a.train.batch * a.train.grad_accum * a.train.seq_len;
   log_info("pretraining %zu parameters (dim %d, %d layers, %d heads, hidden %d) on %zu tokens (%zu windows of %d) "
            "for %ld steps, %.2f epochs", m.num_params, a.model.dim, a.model.n_layers, a.model.n_heads,
-           a.model.hidden_dim, data.n, t.n_windows, a.train.seq_len, a.train.steps,
-           (double)a.train.steps * a.train.batch * a.train.grad_accum / (double)t.n_windows);
+           a.model.hidden_dim, data.n, data.n_windows, a.train.seq_len, a.train.steps,
+           (double)a.train.steps * a.train.batch * a.train.grad_accum / (double)data.n_windows);
   double start = seconds_now(), first_loss = NAN;
   step_report r = {0};
   for (long s = 0; s < a.train.steps; s++) {
-    r = trainer_step(&t, &data);
+    r = trainer_step(&t, &mix);
     if (s == 0) first_loss = r.loss;
     if (!isfinite(r.loss)) {
       snprintf(err, sizeof err, "loss became %g at step %ld; lower --lr", r.loss, s + 1);
@@ -291,7 +301,8 @@ done:
   if (rc) log_error("%s", err);
   if (have_trainer) trainer_free(&t);
   if (m.params) model_free(&m);
-  ids_free(&data);
-  ids_free(&val);
+  mixture_free(&mix);
+  dataset_free(&data);
+  dataset_free(&val);
   return rc;
 }

@@ -18,17 +18,9 @@ static int dataset_reserve(dataset *d, size_t more) {
   return 0;
 }
 
-/* Appends ids[0..n), the first `given` of them not counted, after checking they fit the model. */
-static int dataset_append(dataset *d, const int *ids, size_t n, size_t given, int vocab_size, const record_set *s,
-                          const data_record *r, char *err, size_t err_size) {
-  for (size_t j = 0; j < n; j++)
-    if (ids[j] < 0 || ids[j] >= vocab_size) {
-      snprintf(err, err_size, "%s:%zu: token id %d is outside the model's vocabulary [0, %d)", s->path, r->line,
-               ids[j], vocab_size);
-      return -1;
-    }
+int dataset_add_tokens(dataset *d, const int *ids, size_t n, size_t given, char *err, size_t err_size) {
   if (dataset_reserve(d, n)) {
-    snprintf(err, err_size, "%s:%zu: out of memory after %zu tokens", s->path, r->line, d->n);
+    snprintf(err, err_size, "out of memory after %zu tokens", d->n);
     return -1;
   }
   memcpy(d->tokens + d->n, ids, sizeof(int) * n);
@@ -39,11 +31,33 @@ static int dataset_append(dataset *d, const int *ids, size_t n, size_t given, in
   return 0;
 }
 
+/* dataset_add_tokens after checking the ids fit the model; errors name the record's file and line. */
+static int dataset_append(dataset *d, const int *ids, size_t n, size_t given, int vocab_size, const record_set *s,
+                          const data_record *r, char *err, size_t err_size) {
+  for (size_t j = 0; j < n; j++)
+    if (ids[j] < 0 || ids[j] >= vocab_size) {
+      snprintf(err, err_size, "%s:%zu: token id %d is outside the model's vocabulary [0, %d)", s->path, r->line,
+               ids[j], vocab_size);
+      return -1;
+    }
+  char why[256];
+  if (dataset_add_tokens(d, ids, n, given, why, sizeof why)) {
+    snprintf(err, err_size, "%s:%zu: %s", s->path, r->line, why);
+    return -1;
+  }
+  return 0;
+}
+
 int dataset_add_record(dataset *d, const record_set *s, size_t i, const tokenizer *tok, int vocab_size, char *err,
                        size_t err_size) {
   const data_record *r = &s->records[i];
   if (r->kind == RECORD_IDS)
     return dataset_append(d, s->ids + r->body, r->body_len, 0, vocab_size, s, r, err, err_size);
+  if (!tok) {
+    snprintf(err, err_size, "%s:%zu: text records need a tokenizer, and none was found for the model "
+             "(pass --tokenizer FILE or 'bytes')", s->path, r->line);
+    return -1;
+  }
   int bos = tokenizer_bos(tok) >= 0, eos = tokenizer_eos(tok) >= 0;
   token_ids ids = {0};
   char why[512];

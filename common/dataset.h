@@ -93,7 +93,11 @@ typedef struct {
   size_t n_windows;
 } dataset;
 
-/* Tokenises record i and appends it. Ids must lie in [0, vocab_size); an error names path:line. */
+/* Appends ids[0..n) as one record, the first `given` of them not counted. Unchecked: for callers
+ * that made the ids themselves (tests, generated corpora). */
+int dataset_add_tokens(dataset *d, const int *ids, size_t n, size_t given, char *err, size_t err_size);
+/* Tokenises record i and appends it. Ids must lie in [0, vocab_size); an error names path:line.
+ * tok may be NULL when the records are ids. */
 int dataset_add_record(dataset *d, const record_set *s, size_t i, const tokenizer *tok, int vocab_size, char *err,
                        size_t err_size);
 /* Adds every record of s: those in the validation split (fraction > 0) to val, the others to train.

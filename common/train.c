@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int trainer_build(trainer *t, model *m, lora_adapter *lora, const train_config *cfg, const token_ids *data,
-                  char *err, size_t err_size) {
+int trainer_build(trainer *t, model *m, lora_adapter *lora, const train_config *cfg, char *err, size_t err_size) {
   memset(t, 0, sizeof *t);
   if (cfg->batch <= 0 || cfg->seq_len <= 0 || cfg->grad_accum <= 0) {
     snprintf(err, err_size, "train: batch, seq_len and grad_accum must be > 0, got %d, %d, %d", cfg->batch,
@@ -23,15 +22,12 @@ int trainer_build(trainer *t, model *m, lora_adapter *lora, const train_config *
   t->cfg = *cfg;
   t->params = lora ? lora->params : m->params;
   t->n = lora ? lora->num_params : m->num_params;
-  t->n_windows = data ? ids_num_windows(data, cfg->seq_len) : 0;
-  t->order_epoch = -1;
   size_t bt = (size_t)cfg->batch * cfg->seq_len;
   t->grad = calloc(t->n, sizeof(float));
   t->inputs = malloc(sizeof(int) * bt);
   t->targets = malloc(sizeof(int) * bt);
   t->mask = malloc(sizeof(float) * bt);
-  t->order = malloc(sizeof(size_t) * (t->n_windows ? t->n_windows : 1));
-  if (!t->grad || !t->inputs || !t->targets || !t->mask || !t->order) {
+  if (!t->grad || !t->inputs || !t->targets || !t->mask) {
     snprintf(err, err_size, "train: out of memory for %zu trainable parameters", t->n);
     trainer_free(t);
     return -1;
@@ -54,7 +50,6 @@ void trainer_free(trainer *t) {
   free(t->inputs);
   free(t->targets);
   free(t->mask);
-  free(t->order);
   if (t->opt.n) optimizer_free(&t->opt);
   activations_free(&t->acts);
   memset(t, 0, sizeof *t);
@@ -108,27 +103,19 @@ static uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/* Loads the B windows of micro-batch `micro` of the current step into t's batch buffers. */
-static void batch_load(trainer *t, const token_ids *data, long micro) {
+/* Loads the next B windows of the mixture into t's batch buffers. */
+static void batch_load(trainer *t, data_mixture *data) {
   int B = t->cfg.batch, T = t->cfg.seq_len;
-  for (int b = 0; b < B; b++) {
-    long j = micro * B + b; /* index of this sample in the endless sequence of epochs */
-    long epoch = j / (long)t->n_windows;
-    if (epoch != t->order_epoch) {
-      ids_epoch_order(t->order, t->n_windows, epoch, t->cfg.shuffle, t->cfg.seed);
-      t->order_epoch = epoch;
-    }
-    size_t w = t->order[j % (long)t->n_windows];
-    ids_window(data, w, T, t->inputs + (size_t)b * T, t->targets + (size_t)b * T, t->mask + (size_t)b * T);
-  }
+  for (int b = 0; b < B; b++)
+    mixture_next(data, t->inputs + (size_t)b * T, t->targets + (size_t)b * T, t->mask + (size_t)b * T);
 }
 
-step_report trainer_step(trainer *t, const token_ids *data) {
+step_report trainer_step(trainer *t, data_mixture *data) {
   int accum = t->cfg.grad_accum;
   double loss = 0.0;
   for (int k = 0; k < accum; k++) {
     long micro = t->step * accum + k;
-    batch_load(t, data, micro);
+    batch_load(t, data);
     /* a non-zero seed per micro-batch turns dropout on with a fresh mask */
     uint64_t dropout_seed = mix64(t->cfg.seed ^ mix64((uint64_t)micro)) | 1u;
     loss += trainer_accumulate(t, t->inputs, t->targets, t->mask, 1.0f / (float)accum, dropout_seed);
@@ -138,14 +125,15 @@ step_report trainer_step(trainer *t, const token_ids *data) {
   return r;
 }
 
-int evaluate_loss(const model *m, const lora_adapter *lora, const token_ids *data, int batch, int seq_len,
-                  double *loss, double *tokens, char *err, size_t err_size) {
+int evaluate_loss(const model *m, const lora_adapter *lora, const dataset *data, int batch, double *loss,
+                  double *tokens, char *err, size_t err_size) {
+  int seq_len = data->seq_len;
   *loss = *tokens = 0.0;
   if (seq_len > m->config.max_seq_len) {
     snprintf(err, err_size, "eval: seq_len %d exceeds the model's max_seq_len %d", seq_len, m->config.max_seq_len);
     return -1;
   }
-  size_t windows = ids_num_windows(data, seq_len), bt = (size_t)batch * seq_len;
+  size_t windows = data->n_windows, bt = (size_t)batch * seq_len;
   model_activations a;
   int *inputs = malloc(sizeof(int) * bt), *targets = malloc(sizeof(int) * bt);
   float *mask = malloc(sizeof(float) * bt);
@@ -159,8 +147,8 @@ int evaluate_loss(const model *m, const lora_adapter *lora, const token_ids *dat
   for (size_t w0 = 0; w0 < windows; w0 += (size_t)batch) {
     int rows = windows - w0 < (size_t)batch ? (int)(windows - w0) : batch;
     for (int b = 0; b < rows; b++)
-      ids_window(data, w0 + b, seq_len, inputs + (size_t)b * seq_len, targets + (size_t)b * seq_len,
-                 mask + (size_t)b * seq_len);
+      dataset_window(data, w0 + b, inputs + (size_t)b * seq_len, targets + (size_t)b * seq_len,
+                     mask + (size_t)b * seq_len);
     a.batch = rows;
     model_forward(m, lora, &a, inputs, 0);
     sum += model_loss(m, &a, targets, mask, 0.0f, NULL, &count);

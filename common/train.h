@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dataset_ids.h"
+#include "dataset.h"
 #include "lora.h"
 #include "model.h"
 #include "optim.h"
@@ -21,8 +21,8 @@ typedef struct {
   optim_config optim;
   lr_schedule schedule; /* total_steps = steps */
   float grad_clip;      /* global L2 norm; 0 = off */
-  int shuffle;          /* window order: seeded permutation per epoch, or file order */
-  uint64_t seed;        /* shuffling and LoRA dropout */
+  int shuffle;          /* window order for the caller's data_mixture: seeded per epoch, or file order */
+  uint64_t seed;        /* the mixture's draws and shuffling, and LoRA dropout */
 } train_config;
 
 typedef struct {
@@ -37,15 +37,11 @@ typedef struct {
   model_activations acts;
   int *inputs, *targets;  /* (B, T) */
   float *mask;            /* (B, T) */
-  size_t *order;          /* (n_windows) window order of the current epoch */
-  size_t n_windows;
-  long order_epoch;       /* epoch `order` holds, -1 before the first */
   long step;              /* optimizer steps done */
 } trainer;
 
-/* data's window count sizes the epoch order. lora NULL trains every base weight. */
-int trainer_build(trainer *t, model *m, lora_adapter *lora, const train_config *cfg, const token_ids *data,
-                  char *err, size_t err_size);
+/* lora NULL trains every base weight. */
+int trainer_build(trainer *t, model *m, lora_adapter *lora, const train_config *cfg, char *err, size_t err_size);
 void trainer_free(trainer *t);
 
 typedef struct {
@@ -54,8 +50,8 @@ typedef struct {
   float lr;
 } step_report;
 
-/* One optimizer step on the next grad_accum * B windows of data. */
-step_report trainer_step(trainer *t, const token_ids *data);
+/* One optimizer step on the next grad_accum * B windows drawn from data (windows of cfg.seq_len). */
+step_report trainer_step(trainer *t, data_mixture *data);
 
 /* Forward + loss + backward of one batch, adding weight * d(mean loss) into t->grad. Returns the
  * mean loss. Exposed for tests and callers with their own batches. */
@@ -64,9 +60,9 @@ double trainer_accumulate(trainer *t, const int *inputs, const int *targets, con
 /* Clips, updates at the scheduled rate and zeroes the gradient. */
 step_report trainer_update(trainer *t);
 
-/* Mean next-token loss over every window of data (partial last window included), in batches of
- * B x T; *tokens gets the number of counted targets. lora may be NULL. */
-int evaluate_loss(const model *m, const lora_adapter *lora, const token_ids *data, int batch, int seq_len,
-                  double *loss, double *tokens, char *err, size_t err_size);
+/* Mean next-token loss over every indexed window of data (T = data->seq_len), in batches of B;
+ * *tokens gets the number of counted targets. lora may be NULL. */
+int evaluate_loss(const model *m, const lora_adapter *lora, const dataset *data, int batch, double *loss,
+                  double *tokens, char *err, size_t err_size);
 
 #endif

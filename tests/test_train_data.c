@@ -1,11 +1,11 @@
-/* .ids windows and the training loop's bookkeeping on a tiny random model: window arithmetic and
+/* Windows of an .ids file and the training loop's bookkeeping on a tiny random model: window arithmetic and
  * padding, evaluation counting every target once, determinism for a seed, gradient accumulation
  * equal to one larger batch, frozen A, dropout only in training, full-parameter mode, and the
  * RoPE row permutation being a true inverse pair. */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "dataset_ids.h"
+#include "dataset.h"
 #include "harness.h"
 #include "llama2c.h"
 #include "train.h"
@@ -17,10 +17,24 @@ static model_config tiny(void) {
   return c;
 }
 
-static token_ids make_data(size_t n) {
-  token_ids d = {.n = n, .ids = malloc(sizeof(int) * n)};
-  for (size_t i = 0; i < n; i++) d.ids[i] = (int)((i * 7 + i / 5) % 32);
+/* n tokens as one stream, every target counted, indexed for windows of 8. */
+static dataset make_data(size_t n) {
+  dataset d = {0};
+  char err[256];
+  int *ids = malloc(sizeof(int) * n);
+  for (size_t i = 0; i < n; i++) ids[i] = (int)((i * 7 + i / 5) % 32);
+  CHECK(dataset_add_tokens(&d, ids, n, 0, err, sizeof err) == 0);
+  CHECK(dataset_index(&d, 8, "data", err, sizeof err) == 0);
+  free(ids);
   return d;
+}
+
+/* A trainer's own draws over d, as the training command builds them. */
+static data_mixture mix_of(const dataset *d, const train_config *tc) {
+  data_mixture mx;
+  char err[256];
+  CHECK(mixture_build(&mx, (const dataset *[]){d}, (double[]){1.0}, 1, tc->shuffle, tc->seed, err, sizeof err) == 0);
+  return mx;
 }
 
 static void test_windows(void) {
@@ -29,36 +43,44 @@ static void test_windows(void) {
   FILE *f = fopen(path, "w");
   fprintf(f, "5 6 7\n8\t9 10 11 12\n13 14\n");
   fclose(f);
-  token_ids d;
-  CHECK(ids_load(&d, path, 32, err, sizeof err) == 0);
+  record_set s;
+  dataset d = {0};
+  CHECK(records_read(&s, path, DATA_FORMAT_AUTO, 0, err, sizeof err) == 0);
+  CHECK(dataset_add_records(&d, NULL, &s, 0.0, 0, NULL, 32, err, sizeof err) == 0);
+  records_free(&s);
   CHECK_EQ_INT(d.n, 10);
   /* T = 4: windows at 0 and 4 are full (5 tokens), the one at 8 has 2 tokens (13 14): kept */
-  CHECK_EQ_INT(ids_num_windows(&d, 4), 3);
+  CHECK(dataset_index(&d, 4, "data", err, sizeof err) == 0);
+  CHECK_EQ_INT(d.n_windows, 3);
   int in[4], tg[4];
   float mask[4];
-  CHECK_EQ_INT(ids_window(&d, 1, 4, in, tg, mask), 4);
+  CHECK_EQ_INT(dataset_window(&d, 1, in, tg, mask), 4);
   CHECK(in[0] == 9 && in[3] == 12 && tg[0] == 10 && tg[3] == 13);
-  CHECK_EQ_INT(ids_window(&d, 2, 4, in, tg, mask), 1);
+  CHECK_EQ_INT(dataset_window(&d, 2, in, tg, mask), 1);
   CHECK(in[0] == 13 && tg[0] == 14 && tg[1] == -1 && mask[0] == 1.0f && mask[1] == 0.0f);
   /* T = 3: 9 targets = windows at 0, 3, 6 full; the rest is the single token 14: dropped */
-  CHECK_EQ_INT(ids_num_windows(&d, 3), 3);
-  ids_free(&d);
+  CHECK(dataset_index(&d, 3, "data", err, sizeof err) == 0);
+  CHECK_EQ_INT(d.n_windows, 3);
+  dataset_free(&d);
 
   f = fopen(path, "w");
   fprintf(f, "1 2\n3 x4\n");
   fclose(f);
-  CHECK(ids_load(&d, path, 32, err, sizeof err) == -1);
-  CHECK_STR_CONTAINS(err, ":2: 'x4'");
+  CHECK(records_read(&s, path, DATA_FORMAT_AUTO, 0, err, sizeof err) == -1);
+  CHECK_STR_CONTAINS(err, ":2:3: 'x4'");
   f = fopen(path, "w");
   fprintf(f, "1 2 32\n");
   fclose(f);
-  CHECK(ids_load(&d, path, 32, err, sizeof err) == -1);
+  CHECK(records_read(&s, path, DATA_FORMAT_AUTO, 0, err, sizeof err) == 0);
+  CHECK(dataset_add_records(&d, NULL, &s, 0.0, 0, NULL, 32, err, sizeof err) == -1);
   CHECK_STR_CONTAINS(err, "[0, 32)");
+  records_free(&s);
+  dataset_free(&d);
 
   size_t order[7], seen = 0;
-  ids_epoch_order(order, 7, 0, 0, 1);
+  window_order(order, 7, 0, 0, 1);
   for (int i = 0; i < 7; i++) CHECK_EQ_INT(order[i], i);
-  ids_epoch_order(order, 7, 3, 1, 1);
+  window_order(order, 7, 3, 1, 1);
   for (int i = 0; i < 7; i++) seen |= (size_t)1 << order[i];
   CHECK_EQ_INT(seen, 0x7f);
 }
@@ -66,14 +88,14 @@ static void test_windows(void) {
 /* Eval counts every target exactly once, whatever the batch size. */
 static void test_eval_counts(model *m) {
   char err[256];
-  token_ids d = make_data(53);
+  dataset d = make_data(53);
   double l1, t1, l2, t2;
-  CHECK(evaluate_loss(m, NULL, &d, 1, 8, &l1, &t1, err, sizeof err) == 0);
-  CHECK(evaluate_loss(m, NULL, &d, 3, 8, &l2, &t2, err, sizeof err) == 0);
+  CHECK(evaluate_loss(m, NULL, &d, 1, &l1, &t1, err, sizeof err) == 0);
+  CHECK(evaluate_loss(m, NULL, &d, 3, &l2, &t2, err, sizeof err) == 0);
   CHECK_EQ_INT((long)t1, 52);
   CHECK_EQ_INT((long)t2, 52);
   CHECK_NEAR(l1, l2, 1e-5);
-  ids_free(&d);
+  dataset_free(&d);
 }
 
 static train_config base_train(void) {
@@ -84,18 +106,20 @@ static train_config base_train(void) {
 }
 
 /* Runs `steps` steps from a fresh adapter and returns it in out (caller frees). */
-static void run(model *m, const token_ids *d, const train_config *tc, const lora_config *lc, lora_adapter *out) {
+static void run(model *m, const dataset *d, const train_config *tc, const lora_config *lc, lora_adapter *out) {
   char err[256];
   trainer t;
+  data_mixture mx = mix_of(d, tc);
   CHECK(lora_build(out, &m->config, lc, err, sizeof err) == 0);
   lora_init(out, 4);
-  CHECK(trainer_build(&t, m, out, tc, d, err, sizeof err) == 0);
-  for (long s = 0; s < tc->steps; s++) trainer_step(&t, d);
+  CHECK(trainer_build(&t, m, out, tc, err, sizeof err) == 0);
+  for (long s = 0; s < tc->steps; s++) trainer_step(&t, &mx);
   trainer_free(&t);
+  mixture_free(&mx);
 }
 
 static void test_determinism_and_freeze(model *m) {
-  token_ids d = make_data(200);
+  dataset d = make_data(200);
   train_config tc = base_train();
   lora_config lc = {.rank = 4, .alpha = 8.0f, .dropout = 0.1f, .targets = LORA_TARGETS_ALL};
   lora_adapter a1, a2, a3;
@@ -128,13 +152,13 @@ static void test_determinism_and_freeze(model *m) {
   lora_free(&a1);
   lora_free(&a2);
   lora_free(&a3);
-  ids_free(&d);
+  dataset_free(&d);
 }
 
 /* Two micro-batches of 2 give the gradient of one batch of 4 when every window counts the same. */
 static void test_accumulation(model *m) {
   char err[256];
-  token_ids d = make_data(8 * 4 + 1); /* exactly four full windows of 8 */
+  dataset d = make_data(8 * 4 + 1); /* exactly four full windows of 8 */
   train_config tc = base_train();
   tc.shuffle = 0;
   tc.grad_clip = 0.0f;
@@ -145,15 +169,16 @@ static void test_accumulation(model *m) {
   CHECK(lora_build(&a2, &m->config, &lc, err, sizeof err) == 0);
   lora_init(&a1, 4);
   lora_init(&a2, 4);
-  CHECK(trainer_build(&t1, m, &a1, &tc, &d, err, sizeof err) == 0);
+  data_mixture m1 = mix_of(&d, &tc), m2 = mix_of(&d, &tc);
+  CHECK(trainer_build(&t1, m, &a1, &tc, err, sizeof err) == 0);
   tc.batch = 2;
   tc.grad_accum = 2;
-  CHECK(trainer_build(&t2, m, &a2, &tc, &d, err, sizeof err) == 0);
-  step_report r1 = trainer_step(&t1, &d), r2 = trainer_step(&t2, &d);
+  CHECK(trainer_build(&t2, m, &a2, &tc, err, sizeof err) == 0);
+  step_report r1 = trainer_step(&t1, &m1), r2 = trainer_step(&t2, &m2);
   CHECK_NEAR(r1.loss, r2.loss, 1e-6);
   CHECK_NEAR(r1.grad_norm, r2.grad_norm, 1e-5);
-  r1 = trainer_step(&t1, &d);
-  r2 = trainer_step(&t2, &d);
+  r1 = trainer_step(&t1, &m1);
+  r2 = trainer_step(&t2, &m2);
   CHECK_NEAR(r1.loss, r2.loss, 1e-5);
   double diff = 0.0;
   for (size_t i = 0; i < a1.num_params; i++) diff = fmax(diff, fabs(a1.params[i] - a2.params[i]));
@@ -162,27 +187,31 @@ static void test_accumulation(model *m) {
   trainer_free(&t2);
   lora_free(&a1);
   lora_free(&a2);
-  ids_free(&d);
+  mixture_free(&m1);
+  mixture_free(&m2);
+  dataset_free(&d);
 }
 
 /* Full-parameter mode goes through the same trainer and lowers the loss. */
 static void test_full_params(model *m) {
   char err[256];
-  token_ids d = make_data(65);
+  dataset d = make_data(65);
   train_config tc = base_train();
   tc.steps = 30;
   tc.schedule.kind = SCHEDULE_CONSTANT;
   tc.schedule.warmup_steps = 0;
   double before, after, tokens;
-  CHECK(evaluate_loss(m, NULL, &d, 4, 8, &before, &tokens, err, sizeof err) == 0);
+  CHECK(evaluate_loss(m, NULL, &d, 4, &before, &tokens, err, sizeof err) == 0);
   trainer t;
-  CHECK(trainer_build(&t, m, NULL, &tc, &d, err, sizeof err) == 0);
+  data_mixture mx = mix_of(&d, &tc);
+  CHECK(trainer_build(&t, m, NULL, &tc, err, sizeof err) == 0);
   CHECK_EQ_INT(t.n, m->num_params);
-  for (long s = 0; s < tc.steps; s++) trainer_step(&t, &d);
+  for (long s = 0; s < tc.steps; s++) trainer_step(&t, &mx);
   trainer_free(&t);
-  CHECK(evaluate_loss(m, NULL, &d, 4, 8, &after, &tokens, err, sizeof err) == 0);
+  mixture_free(&mx);
+  CHECK(evaluate_loss(m, NULL, &d, 4, &after, &tokens, err, sizeof err) == 0);
   CHECK_MSG(after < before - 0.5, "full-parameter training: loss %.4f -> %.4f", before, after);
-  ids_free(&d);
+  dataset_free(&d);
 }
 
 /* HF <-> internal q/k row order: inverse pair, and the documented mapping. */
