@@ -119,7 +119,8 @@ static int args_parse(eval_args *a, int argc, char **argv) {
 
 /* Greedy completions of the selected prompt records, scored against their completions. */
 static int generate_scores(const model *m, const lora_adapter *lora, const tokenizer *tok, const record_set *s,
-                           const eval_args *a, text_scores *scores, size_t *too_long, char *err, size_t err_size) {
+                           const eval_args *a, text_scores *scores, size_t *too_long, size_t *untokenizable,
+                           char *err, size_t err_size) {
   text_metrics tm = {0};
   token_ids prompt = {0};
   token_text text = {0};
@@ -129,7 +130,7 @@ static int generate_scores(const model *m, const lora_adapter *lora, const token
     snprintf(err, err_size, "out of memory");
     return -1;
   }
-  *too_long = 0;
+  *too_long = *untokenizable = 0;
   for (size_t i = 0; i < s->n && !rc; i++) {
     const data_record *r = &s->records[i];
     if (r->kind != RECORD_PROMPT || (a->fraction > 0 && !record_in_validation(s, i, a->split_seed, a->fraction)))
@@ -148,7 +149,12 @@ static int generate_scores(const model *m, const lora_adapter *lora, const token
     generate_config gc = {.steps = (int)prompt.len - 1 + a->max_new, .stop_ids = stop, .n_stop = n_stop};
     int n_out, first = (int)prompt.len - 1;
     if ((rc = generate_ids(m, lora, prompt.ids, (int)prompt.len, &gc, out, &n_out, err, err_size))) break;
-    if ((rc = tokenizer_decode(tok, out + first, (size_t)(n_out - first), 1, &text, err, err_size))) break;
+    /* a model whose vocabulary is larger than its tokenizer's can emit ids with no text: drop them */
+    int kept = first;
+    for (int j = first; j < n_out; j++)
+      if (out[j] < tokenizer_vocab_size(tok)) out[kept++] = out[j];
+      else ++*untokenizable;
+    if ((rc = tokenizer_decode(tok, out + first, (size_t)(kept - first), 1, &text, err, err_size))) break;
     rc = text_metrics_add(&tm, text.data, text.len, record_body(s, r), r->body_len, err, err_size);
   }
   *scores = text_metrics_scores(&tm);
@@ -171,7 +177,7 @@ int cmd_eval(int argc, char **argv) {
   dataset data = {0};
   tokenizer *tok = NULL;
   text_scores scores = {0};
-  size_t too_long = 0;
+  size_t too_long = 0, untokenizable = 0;
   int have_adapter = 0, have_records = 0, rc = 1;
   double loss, tokens;
   if (model_load(&m, a.model_path, err, sizeof err)) {
@@ -197,7 +203,8 @@ int cmd_eval(int argc, char **argv) {
            data.records, data.n, data.counted_tokens, data.n_windows, s.skipped);
   if (evaluate_loss(&m, have_adapter ? &ad : NULL, &data, a.batch, &loss, &tokens, err, sizeof err)) goto fail;
   if (a.generate &&
-      generate_scores(&m, have_adapter ? &ad : NULL, tok, &s, &a, &scores, &too_long, err, sizeof err))
+      generate_scores(&m, have_adapter ? &ad : NULL, tok, &s, &a, &scores, &too_long, &untokenizable, err,
+                      sizeof err))
     goto fail;
   if (a.json) {
     json_t *o = json_pack("{s:f, s:f, s:I, s:I, s:I}", "loss", loss, "perplexity", exp(loss), "tokens",
@@ -205,8 +212,9 @@ int cmd_eval(int argc, char **argv) {
                           (json_int_t)s.skipped);
     if (a.generate)
       json_object_set_new(o, "generate",
-                          json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:f}", "pairs", (json_int_t)scores.pairs,
-                                    "prompts_too_long", (json_int_t)too_long, "max_new_tokens", (json_int_t)a.max_new,
+                          json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f}", "pairs", (json_int_t)scores.pairs,
+                                    "prompts_too_long", (json_int_t)too_long, "ids_without_text",
+                                    (json_int_t)untokenizable, "max_new_tokens", (json_int_t)a.max_new,
                                     "exact_match", scores.exact_match, "f1", scores.f1, "rouge_l", scores.rouge_l,
                                     "bleu4", scores.bleu4));
     char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
