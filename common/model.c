@@ -162,7 +162,7 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
       {&x->d_v, training ? N * KVD : 0},   {&x->d_att, training ? B * H * T * T : 0},
       {&x->d_att_out, training ? N * QD : 0}, {&x->d_gate, training ? N * F : 0},
       {&x->d_up, training ? N * F : 0},    {&x->d_act, training ? N * F : 0},
-      {&x->lora_scratch, (training && r) || dropout ? N * widest : 0},
+      {&x->lora_scratch, dropout ? N * widest : 0},
       {&x->lora_d_xa, training ? N * r : 0},
   };
   size_t total = 0, nparts = sizeof parts / sizeof parts[0];

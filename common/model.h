@@ -110,7 +110,7 @@ typedef struct {
   float *d_gate;    /* (N, F) */
   float *d_up;      /* (N, F) */
   float *d_act;     /* (N, F) */
-  float *lora_scratch; /* (N, max(D, F, QD)) dropped-out input or gradient through A */
+  float *lora_scratch; /* (N, max(D, F, QD)) dropped-out input or gradient through A; dropout only */
   float *lora_d_xa;    /* (N, r) */
 } model_acts;
 
