@@ -1,5 +1,5 @@
 /* `fedlora pretrain`: full-parameter training of a small Llama with the byte-level tokenizer from
- * random weights, on JSON Lines text; writes a Hugging Face directory with a tokenizer.json that
+ * random weights, on text read by the dataset layer (jsonl, text or ids files); writes a Hugging Face directory with a tokenizer.json that
  * spells the byte-level tokenizer. This is how models/demo-base is made (scripts/make-demo-base.sh).
  *
  * How the directory says "byte-level": tokenizer.json is a BPE model with no merges whose vocabulary
@@ -19,13 +19,13 @@
 
 #include "args.h"
 #include "commands.h"
-#include "dataset.h"
+#include "dataset_site.h"
 #include "hf_model.h"
 #include "json_util.h"
 #include "log.h"
 #include "model.h"
 #include "ops.h"
-#include "synth.h"
+#include "tokenizer.h"
 #include "train.h"
 
 /* The byte-level tokenizer's ids (tokenizer.h). */
@@ -34,8 +34,9 @@ enum { BYTE_BOS = 256, BYTE_EOS = 257, BYTE_PAD = 258, BYTE_VOCAB = 259 };
 static void usage(FILE *out) {
   fprintf(out,
           "usage: fedlora pretrain --data FILE.jsonl --out DIR [OPTIONS]\n"
-          "  --data FILE        JSON Lines of {\"text\"} (or prompt/completion) records, packed as BOS text EOS\n"
-          "  --val FILE         the same format, evaluated at the end (and every --eval-every steps)\n"
+          "  --data FILES       jsonl ({\"text\"} records), text or .ids files, \"a.jsonl:3,b.txt:1\" to weight several;\n"
+          "                     records are packed BOS text EOS as dataset.h describes\n"
+          "  --val FILE         evaluated at the end (and every --eval-every steps)\n"
           "  --out DIR          Hugging Face directory: config.json, model.safetensors, tokenizer.json,\n"
           "                     tokenizer_config.json (byte-level: ids 0..255 bytes, 256 <s>, 257 </s>, 258 <pad>)\n"
           "  --dim D            residual width (default 128)\n"
@@ -47,6 +48,7 @@ static void usage(FILE *out) {
           "  --batch B          windows per step (default 8)\n"
           "  --grad-accum K     micro-batches per step (default 1)\n"
           "  --steps N          optimizer steps (default 1000)\n"
+          "  --stop-after N     save after N of the --steps steps: the first N steps of the full run, exactly\n"
           "  --lr LR            peak AdamW learning rate (default 2e-3)\n"
           "  --warmup W         warmup steps before the cosine decay to 0 at --steps (default 50)\n"
           "  --weight-decay W   AdamW decoupled weight decay on every weight (default 0)\n"
@@ -64,6 +66,7 @@ typedef struct {
   model_config model;
   train_config train;
   float init_std;
+  long stop_after; /* steps actually run (<= train.steps, which the schedule spans) */
   int threads, eval_every, log_every, json;
 } pretrain_args;
 
@@ -79,7 +82,8 @@ static int args_parse(pretrain_args *a, int argc, char **argv) {
       {"weight-decay", required_argument, NULL, 'W'}, {"grad-clip", required_argument, NULL, 'c'},
       {"init-std", required_argument, NULL, 'i'}, {"seed", required_argument, NULL, 's'},
       {"threads", required_argument, NULL, 'j'},  {"eval-every", required_argument, NULL, 'e'},
-      {"log-every", required_argument, NULL, 'g'}, {"json", no_argument, NULL, 'J'},
+      {"log-every", required_argument, NULL, 'g'}, {"stop-after", required_argument, NULL, 'S'},
+      {"json", no_argument, NULL, 'J'},
       {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
   };
   *a = (pretrain_args){.init_std = 0.02f, .log_every = 50};
@@ -119,6 +123,7 @@ static int args_parse(pretrain_args *a, int argc, char **argv) {
       case 'j': bad = arg_int(c, "--threads", optarg, 1, 4096, &a->threads); break;
       case 'e': bad = arg_int(c, "--eval-every", optarg, 0, 1 << 30, &a->eval_every); break;
       case 'g': bad = arg_int(c, "--log-every", optarg, 1, 1 << 30, &a->log_every); break;
+      case 'S': bad = arg_long(c, "--stop-after", optarg, 1, 1L << 40, &a->stop_after); break;
       case 'J': a->json = 1; break;
       case 'h': usage(stdout); return 1;
       default: usage(stderr); return -1;
@@ -140,6 +145,11 @@ static int args_parse(pretrain_args *a, int argc, char **argv) {
   t->seq_len = m->max_seq_len;
   t->seed = (uint64_t)seed;
   t->schedule.total_steps = t->steps;
+  if (a->stop_after > t->steps) {
+    fprintf(stderr, "fedlora pretrain: --stop-after %ld exceeds --steps %ld\n", a->stop_after, t->steps);
+    return -1;
+  }
+  if (!a->stop_after) a->stop_after = t->steps;
   char err[512];
   if (model_config_validate(m, err, sizeof err) != 0) {
     fprintf(stderr, "fedlora pretrain: %s\n", err);
@@ -209,26 +219,16 @@ static int config_add_token_ids(const char *dir, char *err, size_t err_size) {
   return rc;
 }
 
-/* The corpus as one stream, every token counted (pretraining has no prompts), in windows of seq_len. */
-static int corpus_open(dataset *d, const char *path, int seq_len, char *err, size_t err_size) {
-  int *ids = NULL;
-  size_t n = 0;
-  int rc = synth_corpus_load(path, NULL, &ids, &n, err, err_size) != 0 ||
-           dataset_add_tokens(d, ids, n, 0, err, err_size) != 0 || dataset_index(d, seq_len, path, err, err_size) != 0;
-  free(ids);
-  return rc ? -1 : 0;
-}
-
 static double seconds_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int val_loss(const model *m, const dataset *val, const pretrain_args *a, double *loss, char *err,
+static int val_loss(const model *m, const site_data *sd, const pretrain_args *a, double *loss, char *err,
                     size_t err_size) {
   double tokens;
-  return evaluate_loss(m, NULL, val, a->train.batch, loss, &tokens, err, err_size);
+  return evaluate_loss(m, NULL, &sd->val, a->train.batch, loss, &tokens, err, err_size);
 }
 
 int cmd_pretrain(int argc, char **argv) {
@@ -238,61 +238,64 @@ int cmd_pretrain(int argc, char **argv) {
   log_set_program("fedlora pretrain");
   if (a.threads) compute_threads_set(a.threads);
   char err[1024];
-  dataset data = {0}, val = {0};
-  data_mixture mix = {0};
+  data_spec spec = {.data = a.data, .val = a.val, .format = DATA_FORMAT_AUTO};
+  site_data sd = {0};
   model m = {0};
   trainer t = {0};
-  int rc = 1, have_trainer = 0;
+  int rc = 1, have_data = 0, have_trainer = 0;
   double val_loss_end = NAN;
-  int T = a.train.seq_len;
-  if (corpus_open(&data, a.data, T, err, sizeof err) != 0 || (a.val && corpus_open(&val, a.val, T, err, sizeof err) != 0) ||
-      mixture_build(&mix, (const dataset *[]){&data}, (double[]){1.0}, 1, a.train.shuffle, a.train.seed, err,
-                    sizeof err) != 0 ||
-      model_build(&m, &a.model, err, sizeof err) != 0)
+  tokenizer *bytes = tokenizer_build_bytes();
+  if (!bytes) {
+    snprintf(err, sizeof err, "out of memory");
     goto done;
+  }
+  if (site_data_load(&sd, &spec, bytes, BYTE_VOCAB, a.train.seq_len, a.train.shuffle, a.train.seed, err,
+                     sizeof err) != 0)
+    goto done;
+  have_data = 1;
+  if (model_build(&m, &a.model, err, sizeof err) != 0) goto done;
   weights_init(&m, a.train.seed, a.init_std);
   if (trainer_build(&t, &m, NULL, &a.train, err, sizeof err) != 0) goto done;
   have_trainer = 1;
   size_t tokens_per_step = (size_t)a.train.batch * a.train.grad_accum * a.train.seq_len;
-  log_info("pretraining %zu parameters (dim %d, %d layers, %d heads, hidden %d) on %zu tokens (%zu windows of %d) "
-           "for %ld steps, %.2f epochs", m.num_params, a.model.dim, a.model.n_layers, a.model.n_heads,
-           a.model.hidden_dim, data.n, data.n_windows, a.train.seq_len, a.train.steps,
-           (double)a.train.steps * a.train.batch * a.train.grad_accum / (double)data.n_windows);
+  log_info("pretraining %zu parameters (dim %d, %d layers, %d heads, hidden %d) for %ld steps, %.2f epochs",
+           m.num_params, a.model.dim, a.model.n_layers, a.model.n_heads, a.model.hidden_dim, a.train.steps,
+           (double)a.train.steps * a.train.batch * a.train.grad_accum / (double)mixture_windows(&sd.mix));
   double start = seconds_now(), first_loss = NAN;
   step_report r = {0};
-  for (long s = 0; s < a.train.steps; s++) {
-    r = trainer_step(&t, &mix);
+  for (long s = 0; s < a.stop_after; s++) {
+    r = trainer_step(&t, &sd.mix);
     if (s == 0) first_loss = r.loss;
     if (!isfinite(r.loss)) {
       snprintf(err, sizeof err, "loss became %g at step %ld; lower --lr", r.loss, s + 1);
       goto done;
     }
-    if ((s + 1) % a.log_every == 0 || s + 1 == a.train.steps)
+    if ((s + 1) % a.log_every == 0 || s + 1 == a.stop_after)
       log_info("step %ld/%ld loss %.4f grad-norm %.3f lr %.3g (%.0f tokens/s)", s + 1, a.train.steps, r.loss,
                r.grad_norm, r.lr, (double)tokens_per_step * (s + 1) / (seconds_now() - start));
-    if (a.val && a.eval_every && (s + 1) % a.eval_every == 0 && s + 1 < a.train.steps) {
+    if (a.val && a.eval_every && (s + 1) % a.eval_every == 0 && s + 1 < a.stop_after) {
       double loss;
-      if (val_loss(&m, &val, &a, &loss, err, sizeof err) != 0) goto done;
+      if (val_loss(&m, &sd, &a, &loss, err, sizeof err) != 0) goto done;
       log_info("step %ld val loss %.4f", s + 1, loss);
     }
   }
   double elapsed = seconds_now() - start;
-  if (a.val && val_loss(&m, &val, &a, &val_loss_end, err, sizeof err) != 0) goto done;
+  if (a.val && val_loss(&m, &sd, &a, &val_loss_end, err, sizeof err) != 0) goto done;
   if (hf_model_save(&m, a.out, ST_F32, 0, err, sizeof err) != 0 || config_add_token_ids(a.out, err, sizeof err) != 0 ||
       tokenizer_files_write(a.out, a.model.max_seq_len, err, sizeof err) != 0)
     goto done;
-  double tokens = (double)tokens_per_step * a.train.steps;
+  double tokens = (double)tokens_per_step * a.stop_after;
   if (a.json) {
     json_t *o = json_pack("{s:I, s:I, s:f, s:f, s:o, s:f, s:f, s:s}", "parameters", (json_int_t)m.num_params, "steps",
-                          (json_int_t)a.train.steps, "first_loss", first_loss, "final_loss", r.loss, "val_loss",
+                          (json_int_t)a.stop_after, "first_loss", first_loss, "final_loss", r.loss, "val_loss",
                           a.val ? json_real(val_loss_end) : json_null(), "seconds", elapsed, "tokens_per_second",
                           tokens / elapsed, "out", a.out);
     json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
     putchar('\n');
     json_decref(o);
   } else {
-    printf("pretrained %zu parameters for %ld steps in %.1f s (%.0f tokens/s): loss %.4f -> %.4f", m.num_params,
-           a.train.steps, elapsed, tokens / elapsed, first_loss, r.loss);
+    printf("pretrained %zu parameters for %ld of %ld steps in %.1f s (%.0f tokens/s): loss %.4f -> %.4f",
+           m.num_params, a.stop_after, a.train.steps, elapsed, tokens / elapsed, first_loss, r.loss);
     if (a.val) printf(", val loss %.4f", val_loss_end);
     printf("; written to %s\n", a.out);
   }
@@ -301,8 +304,7 @@ done:
   if (rc) log_error("%s", err);
   if (have_trainer) trainer_free(&t);
   if (m.params) model_free(&m);
-  mixture_free(&mix);
-  dataset_free(&data);
-  dataset_free(&val);
+  if (have_data) site_data_free(&sd);
+  tokenizer_free(bytes);
   return rc;
 }

@@ -1,14 +1,12 @@
-/* The generator's plumbing: RNG, text builder, record dispatch, JSON Lines output and the corpus
- * reader used for pretraining. The sources themselves live in synth_clinic.c and synth_generic.c. */
+/* The generator's plumbing: RNG, text builder, record dispatch and JSON Lines output. The sources
+ * themselves live in synth_clinic.c and synth_generic.c. */
 #include "synth.h"
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "synth_internal.h"
-#include "tokenizer.h"
 
 static uint64_t mix64(uint64_t z) {
   z += 0x9e3779b97f4a7c15ull;
@@ -106,85 +104,5 @@ int synth_write(FILE *out, synth_source s, uint64_t seed, long count, char *err,
       return -1;
     }
   }
-  return 0;
-}
-
-/* Appends BOS text EOS of one parsed line. */
-static int record_tokens(json_t *obj, const tokenizer *tok, token_ids *out, const char *where, char *err,
-                         size_t err_size) {
-  json_t *text = json_object_get(obj, "text");
-  json_t *prompt = json_object_get(obj, "prompt"), *completion = json_object_get(obj, "completion");
-  char terr[512];
-  if (json_is_string(text) && !prompt && !completion) {
-    if (tokenizer_encode(tok, json_string_value(text), json_string_length(text), true, true, out, terr, sizeof terr) == 0)
-      return 0;
-  } else if (!text && json_is_string(prompt) && json_is_string(completion)) {
-    size_t start = out->len;
-    if (tokenizer_encode(tok, json_string_value(prompt), json_string_length(prompt), true, false, out, terr,
-                         sizeof terr) == 0 &&
-        tokenizer_encode(tok, json_string_value(completion), json_string_length(completion), false, true, out, terr,
-                         sizeof terr) == 0)
-      return 0;
-    out->len = start;
-  } else {
-    snprintf(err, err_size, "%s: expected an object with a string \"text\", or string \"prompt\" and \"completion\"",
-             where);
-    return -1;
-  }
-  snprintf(err, err_size, "%s: %s", where, terr);
-  return -1;
-}
-
-int synth_corpus_load(const char *path, const tokenizer *tok, int **ids, size_t *n, char *err, size_t err_size) {
-  *ids = NULL;
-  *n = 0;
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
-    return -1;
-  }
-  tokenizer *bytes = tok ? NULL : tokenizer_build_bytes();
-  if (!tok && !(tok = bytes)) {
-    fclose(f);
-    snprintf(err, err_size, "%s: out of memory", path);
-    return -1;
-  }
-  token_ids out = {0};
-  char *line = NULL, where[4200];
-  size_t cap = 0;
-  long lineno = 0;
-  int rc = 0;
-  ssize_t len;
-  while (rc == 0 && (len = getline(&line, &cap, f)) != -1) {
-    lineno++;
-    snprintf(where, sizeof where, "%s:%ld", path, lineno);
-    if (strspn(line, " \t\r\n") == (size_t)len) continue;
-    json_error_t jerr;
-    json_t *obj = json_loadb(line, (size_t)len, 0, &jerr);
-    if (!obj) {
-      snprintf(err, err_size, "%s: column %d: %s", where, jerr.column, jerr.text);
-      rc = -1;
-      break;
-    }
-    rc = record_tokens(obj, tok, &out, where, err, err_size);
-    json_decref(obj);
-  }
-  if (rc == 0 && ferror(f)) {
-    snprintf(err, err_size, "%s: read error", path);
-    rc = -1;
-  }
-  if (rc == 0 && out.len < 2) {
-    snprintf(err, err_size, "%s: no records", path);
-    rc = -1;
-  }
-  free(line);
-  fclose(f);
-  tokenizer_free(bytes);
-  if (rc) {
-    token_ids_free(&out);
-    return -1;
-  }
-  *ids = out.ids;
-  *n = out.len;
   return 0;
 }

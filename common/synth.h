@@ -18,8 +18,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct tokenizer;
-
 typedef enum { SYNTH_CARDIOLOGY, SYNTH_ONCOLOGY, SYNTH_PAEDIATRICS, SYNTH_GENERIC, SYNTH_NUM_SOURCES } synth_source;
 
 /* "cardiology", "oncology", "paediatrics" (or "pediatrics"), "generic"; -1 if unknown. */
@@ -31,12 +29,5 @@ json_t *synth_record(synth_source s, uint64_t seed, long index, char *err, size_
 
 /* Writes records 0..count-1 as JSON Lines (compact, keys in order, one object per line). */
 int synth_write(FILE *out, synth_source s, uint64_t seed, long count, char *err, size_t err_size);
-
-/* Reads a JSON Lines file of {"text"} or {"prompt", "completion"} records into one token stream:
- * each record becomes BOS text EOS (prompt and completion concatenated), so a window of the
- * stream can span record boundaries the way pretraining corpora are packed. tok NULL means the
- * byte-level tokenizer. *ids is malloc'd; errors name the file and line. */
-int synth_corpus_load(const char *path, const struct tokenizer *tok, int **ids, size_t *n, char *err,
-                      size_t err_size);
 
 #endif
