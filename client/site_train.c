@@ -157,11 +157,11 @@ int site_trainer_round(site_trainer *st, const float *global, uint64_t seed, flo
   t->cfg.seed = seed;
   memset(t->grad, 0, t->n * sizeof(float));
   data_mixture *mix = &st->data.mix;
-  const dataset *const *sources = mix->sources;
-  double *weights = st->data.weights;
-  int n_sources = mix->n;
+  const dataset *sources[16];
+  int n_sources = st->data.n < 16 ? st->data.n : 16;
+  for (int i = 0; i < n_sources; i++) sources[i] = &st->data.train[i];
   mixture_free(mix);
-  if (mixture_build(mix, sources, weights, n_sources, 1, seed, err, errlen) != 0) return -1;
+  if (mixture_build(mix, sources, st->data.weights, n_sources, 1, seed, err, errlen) != 0) return -1;
 
   double t0 = seconds_now(), loss_sum = 0;
   long steps = st->tcfg.steps;
