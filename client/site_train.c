@@ -155,6 +155,8 @@ int site_trainer_round(site_trainer *st, const float *global, uint64_t seed, flo
   optimizer_reset(&t->opt);
   t->step = 0;
   t->cfg.seed = seed;
+  t->cfg.prox_mu = (float)st->train.fedprox_mu;
+  t->cfg.prox_anchor = st->start;
   memset(t->grad, 0, t->n * sizeof(float));
   data_mixture *mix = &st->data.mix;
   const dataset *sources[16];

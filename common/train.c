@@ -87,6 +87,10 @@ static void update_b_only(trainer *t, float lr) {
 
 step_report trainer_update(trainer *t) {
   step_report r = {0};
+  if (t->cfg.prox_mu > 0.0f && t->cfg.prox_anchor) {
+    const float mu = t->cfg.prox_mu, *anchor = t->cfg.prox_anchor;
+    for (size_t i = 0; i < t->n; i++) t->grad[i] += mu * (t->params[i] - anchor[i]);
+  }
   r.grad_norm = grad_clip_norm(t->grad, t->n, t->cfg.grad_clip);
   r.lr = lr_schedule_at(&t->cfg.schedule, t->step);
   if (t->lora && t->lora->config.freeze_a) update_b_only(t, r.lr);

@@ -23,6 +23,10 @@ typedef struct {
   float grad_clip;      /* global L2 norm; 0 = off */
   int shuffle;          /* window order for the caller's data_mixture: seeded per epoch, or file order */
   uint64_t seed;        /* the mixture's draws and shuffling, and LoRA dropout */
+  /* FedProx (Li et al. 2020): loss + prox_mu/2 * ||params - prox_anchor||^2 keeps a site's local
+   * steps near the round's global adapter. 0 (or no anchor) is plain training. */
+  float prox_mu;
+  const float *prox_anchor; /* (trainable params) the round's starting point */
 } train_config;
 
 typedef struct {
