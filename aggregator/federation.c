@@ -98,8 +98,10 @@ static int state_save(federation *f, char *err, size_t errlen) {
   for (int i = 0; i < f->n_sites; i++) {
     const site_info *s = &f->sites[i];
     json_object_set_new(sites, s->name,
-                        json_pack("{s:I,s:I,s:I}", "train_examples", (json_int_t)s->train_examples, "train_tokens",
-                                  (json_int_t)s->train_tokens, "val_examples", (json_int_t)s->val_examples));
+                        json_pack("{s:I,s:I,s:I,s:I,s:I}", "train_examples", (json_int_t)s->train_examples,
+                                  "train_tokens", (json_int_t)s->train_tokens, "val_examples",
+                                  (json_int_t)s->val_examples, "last_submitted", (json_int_t)s->last_submitted,
+                                  "last_seen", (json_int_t)s->last_seen));
   }
   json_object_set_new(root, "sites", sites);
   int rc = store_state_save(&f->st, root, err, errlen);
@@ -148,6 +150,8 @@ static int state_restore(federation *f, char *err, size_t errlen) {
     s->train_examples = (uint64_t)json_integer_value(json_object_get(v, "train_examples"));
     s->train_tokens = (uint64_t)json_integer_value(json_object_get(v, "train_tokens"));
     s->val_examples = (uint64_t)json_integer_value(json_object_get(v, "val_examples"));
+    s->last_submitted = (uint32_t)json_integer_value(json_object_get(v, "last_submitted"));
+    s->last_seen = (int64_t)json_integer_value(json_object_get(v, "last_seen"));
     round_join(&f->rm, name);
   }
   if ((uint32_t)json_integer_value(json_object_get(root, "round")) == f->rm.round)

@@ -6,13 +6,14 @@
 
 static const command commands[] = {
     {"dp-epsilon", "the (epsilon, delta) of noisy training, by the RDP accountant", cmd_dp_epsilon},
-    {"eval", "mean next-token loss and perplexity of a model (+ adapter) on an .ids file", cmd_eval},
-    {"generate", "token ids from a prompt of ids, greedy or sampled (like llama2.c run.c)", cmd_generate},
+    {"eval", "mean next-token loss and perplexity of a model (+ adapter) on a data file", cmd_eval},
+    {"generate", "continue a prompt (text or ids), greedy or sampled (like llama2.c run.c)", cmd_generate},
     {"merge", "fold a LoRA adapter into its base model, written as a Hugging Face directory", cmd_merge},
     {"pretrain", "full-parameter training of a small byte-level model from random weights", cmd_pretrain},
+    {"status", "the state of a federated run, asked of its aggregator", cmd_status},
     {"synth", "synthetic site records (cardiology, oncology, paediatrics) or generic text, as JSONL", cmd_synth},
     {"tokenize", "text to token ids (or back) with a model's tokenizer", cmd_tokenize},
-    {"train", "LoRA fine-tuning on an .ids file, written as a PEFT adapter directory", cmd_train},
+    {"train", "LoRA fine-tuning on jsonl, text or ids data, written as a PEFT adapter directory", cmd_train},
     {NULL, NULL, NULL},
 };
 
