@@ -337,7 +337,7 @@ static void test_split(const tokenizer *tok) {
     memcpy(msg + m, fields[f], len);
     m += len;
   }
-  unsigned long long h;
+  unsigned long long h = 0;
   CHECK(sha256_prefix(write_file("hashed.bin", (const char *)msg, m), &h) == 0);
   double frac = (double)h / 18446744073709551616.0;
   CHECK(record_in_validation(&sa, 0, 0, frac * 1.001 + 1e-12) == 1);
