@@ -38,9 +38,19 @@ fed_finish() {
 
 # The shared base model, PKI and data (made on first use when the ctest fixture has not run).
 bash "$FEDLORA_SOURCE_DIR/tests/fed/fixture.sh" || { echo "FAIL the fixture cannot be made"; exit 1; }
-ln -s "$fed_fixture/base" "$fed_run/base"
-ln -s "$fed_fixture/pki" "$fed_run/pki"
-ln -s "$fed_fixture/data" "$fed_run/data"
+
+# fed_phase NAME: a fresh directory for one federation (its own agg.ini, state, sites and port)
+# under the run directory; becomes the working directory. The run directory is the first one.
+fed_phase() {
+  fed_dir=$fed_run/$1
+  mkdir -p "$fed_dir"
+  ln -s "$fed_fixture/base" "$fed_dir/base"
+  ln -s "$fed_fixture/pki" "$fed_dir/pki"
+  ln -s "$fed_fixture/data" "$fed_dir/data"
+  fed_port=
+  cd "$fed_dir" || exit 1
+}
+fed_phase .
 
 # wait_for SECONDS COMMAND...: polls the command every 0.1 s; 1 on timeout.
 wait_for() {
@@ -57,7 +67,7 @@ alive() { kill -0 "${fed_pid[$1]}" 2>/dev/null; }
 # The aggregator's configuration for this run: three sites, quorum of all three, a tiny plan.
 # Tests change it with --set arguments to fed_start_agg.
 fed_write_agg_config() {
-  cat >"$fed_run/agg.ini" <<EOF
+  cat >"$fed_dir/agg.ini" <<EOF
 [server]
 cert = pki/aggregator.pem
 key = pki/aggregator.key
@@ -94,20 +104,20 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 fed_start_agg() {
   local name=$1 try
   shift
-  [ -f "$fed_run/agg.ini" ] || fed_write_agg_config
+  [ -f "$fed_dir/agg.ini" ] || fed_write_agg_config
   for try in 1 2 3; do
     [ -n "$fed_port" ] || fed_port=$(free_port)
-    "$fed_bin/fedlora-aggregator" --config "$fed_run/agg.ini" --set "server.listen=127.0.0.1:$fed_port" "$@" \
-      >"$fed_run/$name.log" 2>&1 &
+    "$fed_bin/fedlora-aggregator" --config "$fed_dir/agg.ini" --set "server.listen=127.0.0.1:$fed_port" "$@" \
+      >"$fed_dir/$name.log" 2>&1 &
     fed_pid[$name]=$!
-    wait_for 30 eval 'log_has "$fed_run/$name.log" "listening on" || ! alive $name'
-    if log_has "$fed_run/$name.log" "listening on"; then return 0; fi
+    wait_for 30 eval 'log_has "$fed_dir/$name.log" "listening on" || ! alive $name'
+    if log_has "$fed_dir/$name.log" "listening on"; then return 0; fi
     fed_wait_exit "$name" 5
-    grep -qi "in use" "$fed_run/$name.log" || break
+    grep -qi "in use" "$fed_dir/$name.log" || break
     fed_port= # taken meanwhile by someone else: another one
   done
   fed_bad "$name does not listen (exit $fed_rc):"
-  cat "$fed_run/$name.log"
+  cat "$fed_dir/$name.log"
   exit 1
 }
 
@@ -116,7 +126,7 @@ fed_start_agg() {
 fed_start_site() {
   local name=$1
   shift
-  cat >"$fed_run/$name.ini" <<EOF
+  cat >"$fed_dir/$name.ini" <<EOF
 [client]
 server = 127.0.0.1:$fed_port
 cert = pki/$name.pem
@@ -129,7 +139,7 @@ base = base
 [data]
 train = data/$name.jsonl
 EOF
-  "$fed_bin/fedlora-client" --config "$fed_run/$name.ini" "$@" >>"$fed_run/$name.log" 2>&1 &
+  "$fed_bin/fedlora-client" --config "$fed_dir/$name.ini" "$@" >>"$fed_dir/$name.log" 2>&1 &
   fed_pid[$name]=$!
 }
 
@@ -159,5 +169,5 @@ fed_kill() {
 # fed_check_rounds STATE_DIR [checker options]: the independent recomputation of every committed
 # round from the sites' kept updates (tests/fed/check_rounds.py).
 fed_check_rounds() {
-  python3 "$FEDLORA_SOURCE_DIR/tests/fed/check_rounds.py" "$@" --sites "$fed_run"/site-*
+  python3 "$FEDLORA_SOURCE_DIR/tests/fed/check_rounds.py" "$@" --sites "$fed_dir"/site-*
 }
