@@ -550,7 +550,7 @@ int config_check_host_port(const void *value, char *err, size_t err_size) {
   }
   char *end = NULL;
   long port = colon && colon[1] >= '0' && colon[1] <= '9' ? strtol(colon + 1, &end, 10) : 0;
-  if (!colon || *end || port < 1 || port > 65535) {
+  if (!colon || !end || *end || port < 1 || port > 65535) {
     snprintf(err, err_size, "expected host:port with a port in 1..65535 (IPv6 as [addr]:port), got '%s'", s);
     return -1;
   }

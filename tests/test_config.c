@@ -228,6 +228,11 @@ static void test_file_errors(void) {
                    "%s:10: [server] listen: expected host:port");
   expect_agg_error(AGG_REQUIRED "[server]\nlisten = h:70000\n", NULL, 0,
                    "%s:10: [server] listen: expected host:port");
+  /* Found by fuzz_ini: a port that does not start with a digit was read through a NULL end. */
+  expect_agg_error(AGG_REQUIRED "[server]\nlisten = localhost:\n", NULL, 0,
+                   "%s:10: [server] listen: expected host:port");
+  expect_agg_error(AGG_REQUIRED "[server]\nlisten = localhost:https\n", NULL, 0,
+                   "%s:10: [server] listen: expected host:port");
   expect_agg_error(AGG_REQUIRED "[server]\nthreads = 2\nthreads = 3\n", NULL, 0,
                    "%s:11: [server] threads: set twice (first on line 10)");
   expect_agg_error(
