@@ -29,8 +29,10 @@ int llama2c_load(model *m, const char *path, char *err, size_t err_size) {
     fclose(f);
     return -1;
   }
+  /* INT32_MIN has no positive counterpart; as 0 it is refused by the check below. */
+  int32_t vocab = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5];
   model_config c = {.dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3], .n_kv_heads = h[4],
-                    .vocab_size = h[5] < 0 ? -h[5] : h[5], .max_seq_len = h[6], .norm_eps = 1e-5f,
+                    .vocab_size = vocab, .max_seq_len = h[6], .norm_eps = 1e-5f,
                     .rope_theta = 10000.0f, .tied_classifier = h[5] > 0};
   c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
   char why[256];

@@ -19,6 +19,19 @@ int model_config_validate(const model_config *c, char *err, size_t err_size) {
       snprintf(err, err_size, "model config: %s must be > 0, got %d", sizes[i].name, sizes[i].value);
       return -1;
     }
+  /* With these bounds the weight count stays below 2^55 floats, so neither it nor its size in bytes
+   * can wrap around whatever a file header claims; the largest real models are far inside them. */
+  const struct { const char *name; int64_t value, max; } bounded[] = {
+      {"dim", c->dim, MODEL_MAX_WIDTH}, {"hidden_dim", c->hidden_dim, MODEL_MAX_WIDTH},
+      {"vocab_size", c->vocab_size, MODEL_MAX_WIDTH}, {"n_layers", c->n_layers, MODEL_MAX_LAYERS},
+      {"n_heads * head_dim", (int64_t)c->n_heads * c->head_dim, MODEL_MAX_WIDTH},
+      {"n_kv_heads * head_dim", (int64_t)c->n_kv_heads * c->head_dim, MODEL_MAX_WIDTH}};
+  for (size_t i = 0; i < sizeof bounded / sizeof bounded[0]; i++)
+    if (bounded[i].value > bounded[i].max) {
+      snprintf(err, err_size, "model config: %s must be at most %lld, got %lld", bounded[i].name,
+               (long long)bounded[i].max, (long long)bounded[i].value);
+      return -1;
+    }
   if (c->n_heads % c->n_kv_heads != 0) {
     snprintf(err, err_size, "model config: n_heads %d is not a multiple of n_kv_heads %d", c->n_heads,
              c->n_kv_heads);

@@ -56,7 +56,13 @@ typedef struct {
   size_t num_params;
 } model;
 
-/* Checks every field (positive sizes, head divisibility, even head_dim, eps/theta > 0). */
+/* Largest dim, hidden_dim, vocab_size and attention width (n_heads * head_dim) accepted, and the
+ * most layers. */
+#define MODEL_MAX_WIDTH (1 << 20)
+#define MODEL_MAX_LAYERS (1 << 12)
+
+/* Checks every field (positive sizes within the bounds above, head divisibility, even head_dim,
+ * eps/theta > 0). */
 int model_config_validate(const model_config *c, char *err, size_t err_size);
 /* Floats in a weight arena for this config (wcls counted only when not tied). */
 size_t model_weights_count(const model_config *c);
