@@ -26,6 +26,7 @@ typedef struct {
   uint64_t run_seed;
   uint32_t last_round;
   int backoff_ms;
+  int tls_refusals; /* handshakes refused in a row */
   int tty;
 } site;
 
@@ -39,11 +40,15 @@ static void backoff_sleep(site *s) {
   for (int slept = 0; slept < ms && !*s->stop; slept += 50) usleep(50000);
 }
 
-/* A status after which retrying cannot help: the aggregator (or TLS) refused this site. */
-static int status_is_refusal(const rpc_status *st) {
-  return st->code == GRPC_STATUS_PERMISSION_DENIED || st->code == GRPC_STATUS_UNAUTHENTICATED ||
-         (st->code == GRPC_STATUS_UNAVAILABLE &&
-          (strstr(st->message, "TLS handshake refused") || strstr(st->message, "not accepted by this client")));
+/* A status after which retrying cannot help: the aggregator (or TLS) refused this site. A refused
+ * client certificate is inferred from the connection closing during the handshake, which an
+ * aggregator killed or restarting at that instant also does, so that one counts only when the
+ * next attempt, after a backoff, ends the same way. */
+static int status_is_refusal(site *s, const rpc_status *st) {
+  if (st->code == GRPC_STATUS_PERMISSION_DENIED || st->code == GRPC_STATUS_UNAUTHENTICATED) return 1;
+  if (st->code != GRPC_STATUS_UNAVAILABLE) return 0;
+  if (strstr(st->message, "not accepted by this client")) return 1;
+  return strstr(st->message, "TLS handshake refused") && s->tls_refusals++ > 0;
 }
 
 /* ------------------------------------------------------------------ join */
@@ -77,10 +82,10 @@ static int site_join_retry(site *s, int first) {
                  plan->lora ? plan->lora->n_target_modules : 0, plan->train ? plan->train->local_steps : 0);
       }
       protobuf_c_message_free_unpacked(&plan->base, NULL);
-      s->backoff_ms = 0;
+      s->backoff_ms = s->tls_refusals = 0;
       return rc;
     }
-    if (status_is_refusal(&st) || st.code == GRPC_STATUS_FAILED_PRECONDITION ||
+    if (status_is_refusal(s, &st) || st.code == GRPC_STATUS_FAILED_PRECONDITION ||
         st.code == GRPC_STATUS_INVALID_ARGUMENT) {
       log_error("the aggregator refused this site: %s", st.message);
       return SITE_EXIT_REFUSED;
@@ -272,7 +277,7 @@ static int site_round(site *s, const Fedlora__V1__RoundTask *task) {
     log_warn("round %u: update not taken: %s", task->round, st.message);
     s->last_round = task->round;
     rc = 0;
-  } else if (status_is_refusal(&st)) {
+  } else if (status_is_refusal(s, &st)) {
     log_error("round %u: the aggregator refused the update: %s", task->round, st.message);
     rc = SITE_EXIT_REFUSED;
   } else {
@@ -336,7 +341,7 @@ int site_run(const site_config *cfg, volatile int *stop) {
     rpc_status st;
     if (rpc_unary(s.rpc, FED_AWAIT_ROUND, &req.base, &fedlora__v1__round_task__descriptor, (ProtobufCMessage **)&task,
                   RPC_TIMEOUT_S, &st) != 0) {
-      if (status_is_refusal(&st)) {
+      if (status_is_refusal(&s, &st)) {
         log_error("the aggregator refused this site: %s", st.message);
         rc = SITE_EXIT_REFUSED;
       } else if (st.code == GRPC_STATUS_FAILED_PRECONDITION) {
@@ -348,7 +353,7 @@ int site_run(const site_config *cfg, volatile int *stop) {
       }
       continue;
     }
-    s.backoff_ms = 0;
+    s.backoff_ms = s.tls_refusals = 0;
     if (task->kind == FEDLORA__V1__ROUND_TASK__KIND__FINISHED) {
       rc = site_finish(&s, task->final_round) == 0 ? SITE_EXIT_DONE : SITE_EXIT_FAILED;
       protobuf_c_message_free_unpacked(&task->base, NULL);
