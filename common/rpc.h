@@ -36,6 +36,8 @@ typedef struct {
   const char *cert_file;      /* the server's certificate chain (PEM) */
   const char *key_file;       /* its private key (PEM) */
   const char *client_ca_file; /* CA(s) that client certificates must chain to (PEM) */
+  const char *crl_file;       /* optional: CRLs (PEM) of those CAs; a revoked client certificate is
+                               * refused in the handshake. CAs without a CRL here are not checked. */
   const rpc_method *methods;
   size_t n_methods;
   void *user;                 /* passed to every handler */
@@ -49,6 +51,10 @@ typedef struct {
  * (unreadable or mismatched key/certificate, address in use, ...). */
 rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t errlen);
 int rpc_server_port(const rpc_server *server);
+/* Reads crl_file again (after the CA reissued it): the handshakes that follow use the newest CRL of
+ * each CA. 0, or -1 with a message (no crl_file configured, or the new file does not check out, in
+ * which case the CRLs in use stay). */
+int rpc_server_reload_crl(rpc_server *server, char *err, size_t errlen);
 /* Cancels calls in flight, waits for every handler to return, and frees the server. */
 void rpc_server_stop(rpc_server *server);
 

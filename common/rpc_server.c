@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "rpc.h"
+#include "rpc_crl.h"
 #include "rpc_wire.h"
 
 /* One armed grpc_server_request_call, and then the call it delivered. */
@@ -68,6 +69,7 @@ struct rpc_server {
   atomic_int stopping;
   int armed; /* request slots outstanding; touched by the dispatcher only after start */
   char shutdown_tag;
+  rpc_crl crl; /* crl.file is NULL without a crl_file */
 };
 
 /* ------------------------------------------------------------------ slots */
@@ -401,15 +403,28 @@ static void *dispatcher_main(void *arg) {
 
 /* ------------------------------------------------------------------ lifecycle */
 
-static grpc_server_credentials *server_credentials(const rpc_server_config *cfg, char *err, size_t errlen) {
+/* gRPC's TLS credentials rather than its SSL ones: only they can check client certificates
+ * against CRLs. Both negotiate TLS 1.2 at least, 1.3 when the client offers it. */
+static grpc_server_credentials *server_credentials(const rpc_server_config *cfg, rpc_crl *crl, char *err,
+                                                   size_t errlen) {
   char *cert = rpc_read_pem(cfg->cert_file, "server certificate", err, errlen);
   char *key = cert ? rpc_read_pem(cfg->key_file, "server key", err, errlen) : NULL;
   char *ca = key ? rpc_read_pem(cfg->client_ca_file, "client CA", err, errlen) : NULL;
   grpc_server_credentials *creds = NULL;
-  if (ca && rpc_check_key_pair(cert, key, cfg->cert_file, err, errlen) == 0) {
-    grpc_ssl_pem_key_cert_pair pair = {key, cert};
-    creds = grpc_ssl_server_credentials_create_ex(ca, &pair, 1,
-                                                  GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+  if (ca && rpc_check_key_pair(cert, key, cfg->cert_file, err, errlen) == 0 &&
+      (!cfg->crl_file || rpc_crl_open(crl, cfg->crl_file, ca, err, errlen) == 0)) {
+    grpc_tls_identity_pairs *pairs = grpc_tls_identity_pairs_create();
+    grpc_tls_identity_pairs_add_pair(pairs, key, cert);
+    grpc_tls_certificate_provider *provider = grpc_tls_certificate_provider_static_data_create(ca, pairs);
+    grpc_tls_credentials_options *options = grpc_tls_credentials_options_create();
+    grpc_tls_credentials_options_set_certificate_provider(options, provider);
+    grpc_tls_credentials_options_watch_root_certs(options);
+    grpc_tls_credentials_options_watch_identity_key_cert_pairs(options);
+    grpc_tls_credentials_options_set_cert_request_type(options,
+                                                       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    if (crl->file) grpc_tls_credentials_options_set_crl_directory(options, crl->dir);
+    creds = grpc_tls_server_credentials_create(options);
+    grpc_tls_certificate_provider_release(provider);
     if (!creds) snprintf(err, errlen, "gRPC rejected the server's TLS settings");
   }
   free(cert);
@@ -424,9 +439,10 @@ static grpc_server_credentials *server_credentials(const rpc_server_config *cfg,
 rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t errlen) {
   rpc_grpc_init();
   rpc_server *s = calloc(1, sizeof *s);
-  grpc_server_credentials *creds = server_credentials(cfg, err, errlen);
+  grpc_server_credentials *creds = s ? server_credentials(cfg, &s->crl, err, errlen) : NULL;
   if (!s || !creds) {
     if (creds) grpc_server_credentials_release(creds);
+    if (s) rpc_crl_close(&s->crl);
     free(s);
     grpc_shutdown();
     return NULL;
@@ -464,6 +480,7 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t err
     grpc_completion_queue_destroy(s->cq);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    rpc_crl_close(&s->crl);
     free(s);
     grpc_shutdown();
     return NULL;
@@ -479,6 +496,14 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t err
 }
 
 int rpc_server_port(const rpc_server *s) { return s->port; }
+
+int rpc_server_reload_crl(rpc_server *s, char *err, size_t errlen) {
+  if (!s->crl.file) {
+    snprintf(err, errlen, "the server was started without a CRL file");
+    return -1;
+  }
+  return rpc_crl_reload(&s->crl, err, errlen);
+}
 
 void rpc_server_stop(rpc_server *s) {
   if (!s) return;
@@ -497,6 +522,7 @@ void rpc_server_stop(rpc_server *s) {
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   free(s->workers);
+  rpc_crl_close(&s->crl);
   free(s);
   grpc_shutdown();
 }

@@ -75,40 +75,100 @@ static int tcp_connect(const char *host, const char *port, char *why, size_t cap
   return fd;
 }
 
-/* Says which certificate this client presented, for the refusal message. */
+static void time_string(const ASN1_TIME *t, char *out, size_t cap) {
+  BIO *b = BIO_new(BIO_s_mem());
+  ASN1_TIME_print(b, t);
+  int n = BIO_read(b, out, (int)cap - 1);
+  out[n > 0 ? n : 0] = '\0';
+  BIO_free(b);
+}
+
+/* Says which certificate this client presented and what is wrong with it as far as this side can
+ * tell: a refusing gRPC server closes the connection without saying why. */
 static void describe_own_certificate(SSL *ssl, const char *cert_file, char *out, size_t cap) {
   X509 *own = SSL_get_certificate(ssl);
   if (!cert_file || !own) {
-    snprintf(out, cap, "this client presented no certificate");
+    snprintf(out, cap, "this client presented no certificate; set the site's cert and key");
     return;
   }
-  char issuer[256];
+  char issuer[256], when[64], finding[256];
   X509_NAME_oneline(X509_get_issuer_name(own), issuer, sizeof issuer);
-  snprintf(out, cap, "this client presented %s, issued by %s", cert_file, issuer);
+  if (X509_cmp_current_time(X509_get0_notAfter(own)) <= 0) {
+    time_string(X509_get0_notAfter(own), when, sizeof when);
+    snprintf(finding, sizeof finding, "it expired on %s: ask the CA for a new one", when);
+  } else if (X509_cmp_current_time(X509_get0_notBefore(own)) >= 0) {
+    time_string(X509_get0_notBefore(own), when, sizeof when);
+    snprintf(finding, sizeof finding, "it is not valid before %s: check this machine's clock and the certificate's dates",
+             when);
+  } else if ((X509_get_extension_flags(own) & EXFLAG_XKUSAGE) && !(X509_get_extended_key_usage(own) & XKU_SSL_CLIENT)) {
+    snprintf(finding, sizeof finding,
+             "its extended key usage is not for client authentication (a server certificate?): it needs clientAuth");
+  } else if (X509_get_extension_flags(own) & EXFLAG_SS) {
+    snprintf(finding, sizeof finding, "it is self-signed: the aggregator accepts only certificates issued by its client CA");
+  } else {
+    snprintf(finding, sizeof finding,
+             "it is valid here, so the aggregator does not trust its issuer or has revoked it: ask its operator");
+  }
+  snprintf(out, cap, "this client presented %s, issued by %s; %s", cert_file, issuer, finding);
+}
+
+enum { ISSUER_CAP = 256 };
+
+/* Keeps the issuer of the aggregator's certificate (in the SSL's app data) for the message: after a
+ * failed handshake OpenSSL no longer hands out the peer's certificate. */
+static int verify_note_issuer(int ok, X509_STORE_CTX *store) {
+  SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+  char *issuer = ssl ? SSL_get_app_data(ssl) : NULL;
+  X509 *leaf = X509_STORE_CTX_get0_cert(store);
+  if (issuer && leaf) X509_NAME_oneline(X509_get_issuer_name(leaf), issuer, ISSUER_CAP);
+  return ok;
+}
+
+/* What is wrong with the aggregator's certificate, after this client's verification failed. */
+static void describe_server_certificate(const char *issuer, long verify, const char *name, const char *ca_file,
+                                        char *out, size_t cap) {
+  switch (verify) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      snprintf(out, cap,
+               "it does not name '%s': connect by a name in its subjectAltName or set server_name to one", name);
+      break;
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      snprintf(out, cap, "it is issued by %s, which is not a CA in %s: check the site's ca file", issuer, ca_file);
+      break;
+    default:
+      snprintf(out, cap, "expected name '%s' and a CA in %s", name, ca_file);
+  }
 }
 
 /* verify_ok: our side accepted the aggregator's certificate. With TLS 1.3 the server judges the
  * client certificate after the client has finished its handshake, so a refusal shows up as an
  * alert or as the connection closing before the server's first HTTP/2 frame; with TLS 1.2 it
  * ends the handshake itself. */
-static void explain_failure(SSL *ssl, const char *cert_file, const char *name, char *why, size_t cap) {
+static void explain_failure(SSL *ssl, const char *ca_file, const char *cert_file, const char *name, char *why,
+                            size_t cap) {
   unsigned long e = ERR_peek_last_error();
-  char reason[200] = "the connection was closed";
-  if (e) ERR_error_string_n(e, reason, sizeof reason);
+  char reason[200] = "";
+  /* An alert is the server's own reason; anything else is only the connection closing. */
+  if (e && strstr(ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "", "alert")) {
+    snprintf(reason, sizeof reason, "; the aggregator said: ");
+    ERR_error_string_n(e, reason + strlen(reason), sizeof reason - strlen(reason));
+  }
   long verify = SSL_get_verify_result(ssl);
   if (verify != X509_V_OK) {
-    snprintf(why, cap,
-             "TLS handshake failed: the aggregator's certificate was not accepted by this client: %s "
-             "(expected name '%s'; check the CA file and the aggregator's name)",
-             X509_verify_cert_error_string(verify), name);
+    char detail[400];
+    describe_server_certificate(SSL_get_app_data(ssl), verify, name, ca_file, detail, sizeof detail);
+    snprintf(why, cap, "TLS handshake failed: the aggregator's certificate was not accepted by this client: %s (%s)",
+             X509_verify_cert_error_string(verify), detail);
     return;
   }
-  char own[400];
+  char own[600];
   describe_own_certificate(ssl, cert_file, own, sizeof own);
-  snprintf(why, cap,
-           "TLS handshake refused: the aggregator refused this client's certificate (%s; %s); check that the "
-           "site certificate is signed by the CA the aggregator trusts and is valid",
-           own, reason);
+  snprintf(why, cap, "TLS handshake refused: the aggregator refused this client's certificate (%s%s)", own, reason);
 }
 
 void tls_probe_explain(const char *target, const char *ca_file, const char *cert_file, const char *key_file,
@@ -124,7 +184,7 @@ void tls_probe_explain(const char *target, const char *ca_file, const char *cert
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   if (!ctx) return;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_note_issuer);
   static const unsigned char alpn[] = {2, 'h', '2'};
   SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn);
   if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
@@ -145,6 +205,8 @@ void tls_probe_explain(const char *target, const char *ca_file, const char *cert
   }
   SSL *ssl = SSL_new(ctx);
   SSL_set_fd(ssl, fd);
+  char issuer[ISSUER_CAP] = "?";
+  SSL_set_app_data(ssl, issuer);
   X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
   unsigned char ip[16];
   if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
@@ -154,7 +216,7 @@ void tls_probe_explain(const char *target, const char *ca_file, const char *cert
     SSL_set_tlsext_host_name(ssl, name);
   }
   char byte;
-  if (SSL_connect(ssl) != 1 || SSL_read(ssl, &byte, 1) <= 0) explain_failure(ssl, cert_file, name, why, cap);
+  if (SSL_connect(ssl) != 1 || SSL_read(ssl, &byte, 1) <= 0) explain_failure(ssl, ca_file, cert_file, name, why, cap);
   SSL_free(ssl);
   close(fd);
   SSL_CTX_free(ctx);
