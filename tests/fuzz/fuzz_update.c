@@ -30,7 +30,8 @@ static void layout_build_once(void) {
   lora_free(&ad);
 }
 
-/* The next framed message, or NULL at the end of the input (a short frame ends it too). */
+/* The next framed message; NULL at the end of the input (a short frame ends it too) or, with
+ * *undecodable set, when the bytes are not an UpdateChunk. */
 static Fedlora__V1__UpdateChunk *chunk_next(const uint8_t **data, size_t *size, int *undecodable) {
   if (*size < 2) return NULL;
   size_t len = (size_t)(*data)[0] | (size_t)(*data)[1] << 8;
@@ -53,21 +54,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* The receiver is driven even when the header was refused (as long as the digest it needs is
    * there): it must stand on its own limits, not on the caller having checked the header. */
   payload_rx rx = {0};
-  int ok = h && h->sha256.len == 32 &&
-           payload_rx_begin(&rx, h->total_size, h->sha256.data, MAX_UPDATE_BYTES, err, sizeof err) == 0;
-  for (Fedlora__V1__UpdateChunk *chunk = first; ok && chunk;) {
-    ok = !(chunk != first && chunk->header) &&
-         payload_rx_chunk(&rx, chunk->offset, chunk->data.data, chunk->data.len, err, sizeof err) == 0;
-    if (chunk != first) fedlora__v1__update_chunk__free_unpacked(chunk, NULL);
-    chunk = ok ? chunk_next(&data, &size, &undecodable) : NULL;
-    ok = ok && !undecodable;
+  if (h && h->sha256.len == 32 &&
+      payload_rx_begin(&rx, h->total_size, h->sha256.data, MAX_UPDATE_BYTES, err, sizeof err) == 0) {
+    /* As the aggregator does: only the first chunk may carry a header; stop at the first refusal. */
+    Fedlora__V1__UpdateChunk *chunk = first;
+    while (chunk && !(chunk != first && chunk->header) &&
+           payload_rx_chunk(&rx, chunk->offset, chunk->data.data, chunk->data.len, err, sizeof err) == 0) {
+      if (chunk != first) fedlora__v1__update_chunk__free_unpacked(chunk, NULL);
+      chunk = chunk_next(&data, &size, &undecodable);
+    }
+    if (chunk && chunk != first) fedlora__v1__update_chunk__free_unpacked(chunk, NULL);
+    if (!chunk && !undecodable) payload_rx_end(&rx, err, sizeof err);
   }
-  if (ok) ok = payload_rx_end(&rx, err, sizeof err) == 0;
   /* A digest the fuzzer cannot forge would hide the value check behind it, so the values are
    * checked whenever the header was right and the size matches. */
   if (header_ok && rx.data && rx.received == payload_bytes(&layout))
     payload_check_finite(&layout, (const float *)rx.data, err, sizeof err);
-  (void)ok;
   payload_rx_free(&rx);
   fedlora__v1__update_chunk__free_unpacked(first, NULL);
   return 0;
