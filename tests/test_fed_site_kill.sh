@@ -36,12 +36,12 @@ expect "quorum: round 1 committed with alpha and beta, gamma missing, first atte
 if fed_check_rounds agg; then fed_ok "quorum: round 1 = the weighted mean of alpha's and beta's updates"; else fed_bad "quorum: weighted mean"; fi
 
 fed_phase below
-fed_start_agg agg --set rounds.total=1 --set rounds.min_clients=3 --set rounds.deadline_s=8 \
+fed_start_agg agg --set rounds.total=1 --set rounds.min_clients=3 --set rounds.deadline_s=15 \
   --set train.local_steps=$steps
 for s in alpha beta gamma; do fed_start_site $s; done
 kill_gamma_mid_training
-if wait_for 30 log_has agg.log "aborted"; then
-  expect_in "below: the abort names gamma as missing" agg.log "round 1 aborted at its 8 s deadline below quorum (3 needed); missing: gamma;"
+if wait_for 40 log_has agg.log "aborted"; then
+  expect_in "below: the abort names gamma as missing" agg.log "round 1 aborted at its 15 s deadline below quorum (3 needed); missing: gamma;"
   expect "below: nothing was committed" "0000" "$(ls agg/rounds | xargs)"
   fed_start_site gamma
 else
