@@ -443,14 +443,14 @@ static void test_examples(void) {
     CHECK(a.server.cert[0] == '/');
     CHECK_STR_CONTAINS(a.model.base, "/examples/../models/demo-base");
     CHECK_EQ_INT(a.server.allowed_clients.count, 3);
-    CHECK_EQ_INT(a.rounds.min_clients, 2);
+    CHECK_EQ_INT(a.rounds.min_clients, 3);
     agg_config_free(&a);
   }
   site_config s;
   CHECK_EQ_INT(site_config_load(&s, harness_source("examples/client.ini"), NULL, 0, err, sizeof err), 0);
   CHECK_MSG(err[0] == '\0', "%s", err);
   if (err[0] == '\0') {
-    CHECK_STR_CONTAINS(s.data.train, "/examples/../runs/demo/data/alpha.jsonl");
+    CHECK_STR_CONTAINS(s.data.train, "/examples/../runs/demo/data/cardiology.jsonl");
     CHECK(s.model.tokenizer == NULL && s.client.server_name == NULL);
     /* Unset keys print as "key =" and reload unset. */
     char printed[512];
