@@ -776,6 +776,18 @@ static int load_global(federation *f, int last, char *err, size_t errlen) {
   return last;
 }
 
+/* Everything but the server and the round thread, which federation_stop ends first. */
+static void federation_free(federation *f) {
+  lora_free(&f->global);
+  payload_layout_free(&f->layout);
+  free(f->sopt_state);
+  free(f->global_payload);
+  free(f->plan_targets);
+  pthread_mutex_destroy(&f->mu);
+  pthread_cond_destroy(&f->changed);
+  free(f);
+}
+
 federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   federation *f = calloc(1, sizeof *f);
   f->cfg = cfg;
@@ -828,14 +840,7 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   pthread_create(&f->ticker, NULL, ticker_main, f);
   return f;
 fail:
-  lora_free(&f->global);
-  payload_layout_free(&f->layout);
-  free(f->sopt_state);
-  free(f->global_payload);
-  free(f->plan_targets);
-  pthread_mutex_destroy(&f->mu);
-  pthread_cond_destroy(&f->changed);
-  free(f);
+  federation_free(f);
   return NULL;
 }
 
@@ -867,12 +872,5 @@ void federation_stop(federation *f) {
   pthread_cond_broadcast(&f->changed);
   pthread_join(f->ticker, NULL);
   rpc_server_stop(f->server);
-  lora_free(&f->global);
-  payload_layout_free(&f->layout);
-  free(f->sopt_state);
-  free(f->global_payload);
-  free(f->plan_targets);
-  pthread_mutex_destroy(&f->mu);
-  pthread_cond_destroy(&f->changed);
-  free(f);
+  federation_free(f);
 }

@@ -139,9 +139,8 @@ rpc_stream *rpc_stream_open(rpc_client *c, const char *path, double timeout_s) {
   return s;
 }
 
-int rpc_stream_send_raw(rpc_stream *s, const void *bytes, size_t len) {
-  if (s->send_failed) return -1;
-  grpc_byte_buffer *bb = rpc_buffer_from_bytes(bytes, len);
+/* Sends one message and releases its buffer. */
+static int stream_send_buffer(rpc_stream *s, grpc_byte_buffer *bb) {
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_MESSAGE;
@@ -151,16 +150,12 @@ int rpc_stream_send_raw(rpc_stream *s, const void *bytes, size_t len) {
   return rc;
 }
 
+int rpc_stream_send_raw(rpc_stream *s, const void *bytes, size_t len) {
+  return s->send_failed ? -1 : stream_send_buffer(s, rpc_buffer_from_bytes(bytes, len));
+}
+
 int rpc_stream_send(rpc_stream *s, const ProtobufCMessage *msg) {
-  if (s->send_failed) return -1;
-  grpc_byte_buffer *bb = rpc_buffer_from_message(msg);
-  grpc_op op;
-  memset(&op, 0, sizeof op);
-  op.op = GRPC_OP_SEND_MESSAGE;
-  op.data.send_message.send_message = bb;
-  int rc = stream_send_batch(s, &op, 1);
-  grpc_byte_buffer_destroy(bb);
-  return rc;
+  return s->send_failed ? -1 : stream_send_buffer(s, rpc_buffer_from_message(msg));
 }
 
 int rpc_stream_close_send(rpc_stream *s) {
