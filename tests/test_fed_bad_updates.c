@@ -499,15 +499,18 @@ int main(void) {
   model m;
   CHECK_MSG(model_fingerprint(base, fingerprint, err, sizeof err) == 0, "%s", err);
   CHECK_MSG(model_load(&m, base, err, sizeof err) == 0, "%s", err);
+  if (harness_failures) return harness_finish();
   bench b = {.alpha = client_for("alpha"), .gamma = client_for("gamma")};
   rpc_client *beta = client_for("beta");
   Fedlora__V1__JoinResponse *plan = join(b.alpha, fingerprint), *plan_beta = join(beta, fingerprint);
   lora_config lc;
   lora_adapter ad;
   payload_layout pl;
-  CHECK_MSG(plan && plan_lora_config(plan->lora, &lc, err, sizeof err) == 0, "plan: %s", err);
+  if (!plan || !plan_beta) return harness_finish(); /* the aggregator is killed at exit */
+  CHECK_MSG(plan_lora_config(plan->lora, &lc, err, sizeof err) == 0, "plan: %s", err);
   CHECK_MSG(lora_build(&ad, &m.config, &lc, err, sizeof err) == 0, "%s", err);
   CHECK_MSG(payload_layout_build(&pl, &ad, &m.config, lc.freeze_a, err, sizeof err) == 0, "%s", err);
+  if (harness_failures) return harness_finish();
   b.pl = &pl;
   b.bytes = payload_bytes(&pl);
   b.good = malloc(b.bytes);
@@ -538,8 +541,8 @@ int main(void) {
   payload_layout_free(&pl);
   lora_free(&ad);
   model_free(&m);
-  if (plan) protobuf_c_message_free_unpacked(&plan->base, NULL);
-  if (plan_beta) protobuf_c_message_free_unpacked(&plan_beta->base, NULL);
+  protobuf_c_message_free_unpacked(&plan->base, NULL);
+  protobuf_c_message_free_unpacked(&plan_beta->base, NULL);
   rpc_client_free(b.alpha);
   rpc_client_free(b.gamma);
   rpc_client_free(beta);
