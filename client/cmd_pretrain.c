@@ -1,6 +1,7 @@
 /* `fedlora pretrain`: full-parameter training of a small Llama with the byte-level tokenizer from
- * random weights, on text read by the dataset layer (jsonl, text or ids files); writes a Hugging Face directory with a tokenizer.json that
- * spells the byte-level tokenizer. This is how models/demo-base is made (scripts/make-demo-base.sh).
+ * random weights, on text read by the dataset layer (jsonl, text or ids files); writes a Hugging Face
+ * directory with a tokenizer.json that spells the byte-level tokenizer. This is how models/demo-base
+ * is made (scripts/make-demo-base.sh).
  *
  * How the directory says "byte-level": tokenizer.json is a BPE model with no merges whose vocabulary
  * is exactly the 256 byte pieces "<0x00>".."<0xFF>" (ids 0..255) with byte_fallback on, plus the
@@ -34,8 +35,8 @@ enum { BYTE_BOS = 256, BYTE_EOS = 257, BYTE_PAD = 258, BYTE_VOCAB = 259 };
 static void usage(FILE *out) {
   fprintf(out,
           "usage: fedlora pretrain --data FILE.jsonl --out DIR [OPTIONS]\n"
-          "  --data FILES       jsonl ({\"text\"} records), text or .ids files, \"a.jsonl:3,b.txt:1\" to weight several;\n"
-          "                     records are packed BOS text EOS as dataset.h describes\n"
+          "  --data FILES       jsonl ({\"text\"} records), text or .ids files; \"a.jsonl:3,b.txt:1\" weights\n"
+          "                     several. Records are packed BOS text EOS as dataset.h describes\n"
           "  --val FILE         evaluated at the end (and every --eval-every steps)\n"
           "  --out DIR          Hugging Face directory: config.json, model.safetensors, tokenizer.json,\n"
           "                     tokenizer_config.json (byte-level: ids 0..255 bytes, 256 <s>, 257 </s>, 258 <pad>)\n"

@@ -53,8 +53,9 @@ int cmd_synth(int argc, char **argv) {
     return 2;
   }
   if (optind != argc || records < 0 || seed < 0 || !out_path || (!generic && !site)) {
-    fprintf(stderr, "fedlora synth: %s\n", optind != argc ? "unexpected argument"
-                                           : "--records, --seed, --out and (unless --kind generic) --site are required");
+    fprintf(stderr, "fedlora synth: %s\n",
+            optind != argc ? "unexpected argument"
+                           : "--records, --seed, --out and (unless --kind generic) --site are required");
     usage(stderr);
     return 2;
   }

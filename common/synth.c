@@ -89,7 +89,8 @@ json_t *synth_record(synth_source s, uint64_t seed, long index, char *err, size_
                     ? json_pack("{s:s#}", "text", first.data, (int)first.len)
                     : json_pack("{s:s#, s:s#}", "prompt", first.data, (int)first.len, "completion", second.data,
                                 (int)second.len);
-  if (!obj) snprintf(err, err_size, "synth: %s record %ld is not valid UTF-8 or memory ran out", source_names[s], index);
+  if (!obj)
+    snprintf(err, err_size, "synth: %s record %ld is not valid UTF-8 or memory ran out", source_names[s], index);
   return obj;
 }
 

@@ -70,9 +70,9 @@ void synth_cardiology(synth_rng *r, synth_text *p, synth_text *c) {
                      age, sexes[male], sys, dia, hr, ldl / 10, ldl % 10, meds[0] ? meds : "none", sym ? sym : "none");
       break;
     case 1:
-      synth_text_add(p, "%d-year-old %s on %s, reports %s. Observations: BP %d/%d, pulse %d bpm; lipids: LDL %d.%d mmol/L.",
-                     age, people[male], meds[0] ? meds : "no regular medication", sym ? sym : "no symptoms", sys,
-                     dia, hr, ldl / 10, ldl % 10);
+      synth_text_add(p, "%d-year-old %s on %s, reports %s. Observations: BP %d/%d, pulse %d bpm; lipids: LDL %d.%d "
+                     "mmol/L.", age, people[male], meds[0] ? meds : "no regular medication",
+                     sym ? sym : "no symptoms", sys, dia, hr, ldl / 10, ldl % 10);
       break;
     default:
       synth_text_add(p, "Cardiology clinic review. Age %d, %s. Blood pressure %d/%d. Heart rate %d. LDL cholesterol "

@@ -100,6 +100,13 @@ static int number_after(const char *text, const char *key) {
   return *p == '.' && isdigit((unsigned char)p[1]) ? whole * 10 + (p[1] - '0') : whole;
 }
 
+/* number_after for the first of the NULL-terminated keys that occurs in text (templates differ). */
+static int number_after_any(const char *text, const char *const *keys) {
+  for (; *keys; keys++)
+    if (strstr(text, *keys)) return number_after(text, *keys);
+  return -1;
+}
+
 /* Re-derives one rule per department from the prompt and checks the completion states it. */
 static void check_rule(synth_source s, const char *prompt, const char *completion, long i) {
   char want[64];
@@ -113,17 +120,18 @@ static void check_rule(synth_source s, const char *prompt, const char *completio
                                                 : "normal";
     snprintf(want, sizeof want, " BP: %s.", cls);
   } else if (s == SYNTH_ONCOLOGY) {
-    int mm = strstr(prompt, " mm.") ? number_after(prompt, "Size ") : number_after(prompt, strstr(prompt, "tumour ") ? "tumour " : "Imaging: ");
-    int pos = strstr(prompt, "Nodes ") ? number_after(prompt, "Nodes ") : strstr(prompt, "Pathology: ") ? number_after(prompt, "Pathology: ") : number_after(prompt, "cm, ");
+    /* "Size 28 mm", "tumour 2.8 cm" and "Imaging: 2.8 cm" all read as 28 */
+    int mm = number_after_any(prompt, (const char *[]){"Size ", "tumour ", "Imaging: ", NULL});
+    int pos = number_after_any(prompt, (const char *[]){"Nodes ", "Pathology: ", "cm, ", NULL});
     int t = mm <= 20 ? 1 : mm <= 50 ? 2 : 3, n = pos == 0 ? 0 : pos <= 3 ? 1 : pos <= 9 ? 2 : 3;
     int m = !strstr(prompt, "no distant metastases") && !strstr(prompt, "Metastases: none");
     snprintf(want, sizeof want, " T%d N%d M%d, stage ", t, n, m);
   } else {
-    int temp = strstr(prompt, "Temp ") ? number_after(prompt, "Temp ") : strstr(prompt, "temperature ") ? number_after(prompt, "temperature ") : number_after(prompt, "T ");
+    int temp = number_after_any(prompt, (const char *[]){"Temp ", "temperature ", "T ", NULL});
     snprintf(want, sizeof want, " Fever: %s.", temp >= 390 ? "high" : temp >= 380 ? "yes" : "none");
   }
-  CHECK_MSG(!strncmp(completion, want, strlen(want)), "%s record %ld: completion \"%s\" should start \"%s\" (prompt \"%s\")",
-            synth_source_name(s), i, completion, want, prompt);
+  CHECK_MSG(!strncmp(completion, want, strlen(want)), "%s record %ld: completion \"%s\" should start \"%s\" "
+            "(prompt \"%s\")", synth_source_name(s), i, completion, want, prompt);
 }
 
 /* Every line parses, has exactly the expected string fields, and the rule holds; collects the words. */
@@ -173,7 +181,8 @@ static void check_vocabularies(void) {
   word_set words[SYNTH_NUM_SOURCES] = {0};
   int quotes = 0, degrees = 0;
   for (int s = 0; s < SYNTH_NUM_SOURCES; s++) check_records(s, &words[s], &quotes, &degrees);
-  CHECK_MSG(quotes > 0 && degrees > 0, "paediatric prompts should quote parents (%d) and use \u00b0C (%d)", quotes, degrees);
+  CHECK_MSG(quotes > 0 && degrees > 0, "paediatric prompts should quote parents (%d) and use \u00b0C (%d)", quotes,
+            degrees);
   for (int s = 0; s < SYNTH_NUM_SOURCES; s++) {
     printf("%s: %d distinct words\n", synth_source_name(s), words[s].n);
     CHECK_MSG(words[s].n >= 60, "%s has only %d distinct words", synth_source_name(s), words[s].n);
