@@ -12,7 +12,7 @@
 _Static_assert(sizeof(log_level) == sizeof(int) && sizeof(optim_kind) == sizeof(int) &&
                    sizeof(schedule_kind) == sizeof(int) && sizeof(server_opt_strategy) == sizeof(int) &&
                    sizeof(agg_weighting) == sizeof(int) && sizeof(agg_lora_mode) == sizeof(int) &&
-                   sizeof(agg_dp_mode) == sizeof(int),
+                   sizeof(agg_dp_mode) == sizeof(int) && sizeof(agg_robust) == sizeof(int),
                "enum members must be int-sized");
 
 /* In the order of the enums they index (log_level, optim_kind, schedule_kind, agg_lora_mode,
@@ -22,6 +22,7 @@ static const char *const optimizers[] = {"adamw", "sgd", NULL};
 static const char *const schedules[] = {"constant", "cosine", NULL};
 static const char *const lora_modes[] = {"standard", "ffa", NULL};
 static const char *const dp_modes[] = {"off", "central", "distributed", NULL};
+static const char *const robust_rules[] = {"none", "median", "trimmed_mean", "krum", "multi_krum", NULL};
 
 static int targets_mask(const config_list *l, unsigned *mask, char *err, size_t err_size) {
   char joined[512];
@@ -126,6 +127,17 @@ static const config_field fields[] = {
      .help = "adaptivity floor of fedadam/fedyogi/fedadagrad; their v starts at tau^2"},
     {"aggregation", "weighting", CFG_ENUM, AT(aggregation.weighting), "examples", .choices = agg_weighting_names,
      .help = "weight of a site's update: its training examples, its tokens, or 1"},
+    {"aggregation", "robust", CFG_ENUM, AT(aggregation.robust), "none", .choices = robust_rules,
+     .help = "robust rule instead of the weighted mean: median, trimmed_mean, krum, multi_krum (secagg off; "
+             "keeps every update of a round in memory)"},
+    {"aggregation", "trim_beta", CFG_DOUBLE, AT(aggregation.trim_beta), "0.1", 0, 0.5, .flags = CFG_BELOW_MAX,
+     .help = "trimmed_mean: fraction of the values dropped at each end, per coordinate"},
+    {"aggregation", "krum_f", CFG_INT, AT(aggregation.krum_f), "1", 0, 1000,
+     .help = "krum, multi_krum: Byzantine sites tolerated (needs more than 2f + 2 updates)"},
+    {"aggregation", "krum_m", CFG_INT, AT(aggregation.krum_m), "0", 0, 1000,
+     .help = "multi_krum: updates with the best scores that are averaged; 0 = n - f"},
+    {"aggregation", "norm_bound", CFG_DOUBLE, AT(aggregation.norm_bound), "0", 0, 1e6,
+     .help = "each site's delta is scaled down to this L2 norm before aggregation (secagg off); 0 = off"},
 
     {"privacy", "secagg", CFG_BOOL, AT(privacy.secagg), "off",
      .help = "secure aggregation: the server sees only the sum of the masked updates"},
@@ -175,6 +187,24 @@ static int validate(void *p, config_ctx *ctx) {
     return config_fail(
         ctx, "privacy", "dp",
         "distributed noise protects nothing without secagg = on (the server would see each noisy share)");
+  if (c->aggregation.robust != AGG_ROBUST_NONE && c->privacy.secagg)
+    return config_fail(ctx, "aggregation", "robust",
+                       "%s needs every site's update, which secure aggregation hides by design (the aggregator "
+                       "sees only the sum): set privacy.secagg = off or aggregation.robust = none",
+                       robust_rules[c->aggregation.robust]);
+  if ((c->aggregation.robust != AGG_ROBUST_NONE || c->aggregation.norm_bound > 0) && c->privacy.dp != AGG_DP_OFF)
+    return config_fail(ctx, "aggregation", c->aggregation.robust != AGG_ROBUST_NONE ? "robust" : "norm_bound",
+                       "cannot be combined with dp: the noise is calibrated to the plain sum of dp_clip-bounded "
+                       "updates (dp_clip already bounds every update)");
+  if (c->aggregation.norm_bound > 0 && c->privacy.secagg)
+    return config_fail(ctx, "aggregation", "norm_bound",
+                       "is applied by the aggregator, which sees only the masked sum under secagg; with secagg "
+                       "bound the sites' updates by dp = central/distributed and dp_clip");
+  if ((c->aggregation.robust == AGG_ROBUST_KRUM || c->aggregation.robust == AGG_ROBUST_MULTI_KRUM) &&
+      c->rounds.min_clients <= 2 * c->aggregation.krum_f + 2)
+    return config_fail(ctx, "rounds", "min_clients",
+                       "%d: %s with krum_f = %d needs a quorum above 2f + 2 = %d", c->rounds.min_clients,
+                       robust_rules[c->aggregation.robust], c->aggregation.krum_f, 2 * c->aggregation.krum_f + 2);
   if (c->privacy.secagg) {
     if (c->rounds.min_clients < 2)
       return config_fail(ctx, "rounds", "min_clients",

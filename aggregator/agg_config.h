@@ -16,6 +16,8 @@
 /* Values match fedlora.v1.LoraMode and fedlora.v1.DpMode. */
 typedef enum { AGG_LORA_STANDARD, AGG_LORA_FFA } agg_lora_mode;
 typedef enum { AGG_DP_OFF, AGG_DP_CENTRAL, AGG_DP_DISTRIBUTED } agg_dp_mode;
+/* Byzantine-robust rule replacing the weighted mean (common/robust.h); needs every update. */
+typedef enum { AGG_ROBUST_NONE, AGG_ROBUST_MEDIAN, AGG_ROBUST_TRIMMED_MEAN, AGG_ROBUST_KRUM, AGG_ROBUST_MULTI_KRUM } agg_robust;
 
 typedef struct {
   struct {
@@ -63,6 +65,11 @@ typedef struct {
     server_opt_strategy strategy;
     double server_lr, beta1, beta2, tau;
     agg_weighting weighting;
+    agg_robust robust;
+    double trim_beta;             /* trimmed_mean: fraction dropped at each end */
+    int krum_f;                   /* krum, multi_krum: Byzantine sites tolerated */
+    int krum_m;                   /* multi_krum: updates averaged; 0: n - f */
+    double norm_bound;            /* each delta scaled to at most this L2 norm; 0: off */
   } aggregation;
   struct {
     int secagg;

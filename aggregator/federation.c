@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agg_privacy.h"
+#include "agg_robust.h"
 #include "aggregate.h"
 #include "federation_api.h"
 #include "fingerprint.h"
@@ -28,7 +30,7 @@ typedef struct {
   uint8_t sha[32];          /* digest of its update for the open round, when submitted */
   uint32_t last_submitted;  /* last round it submitted to */
   int64_t last_seen;        /* unix seconds */
-  int saw_finished;         /* was told the run is over */
+  int saw_finished;         /* fetched the final adapter after being told the run is over */
 } site_info;
 
 struct federation {
@@ -278,7 +280,6 @@ static grpc_status_code handle_await(rpc_call *call, void *user) {
     if (f->rm.state == ROUND_FINISHED) {
       task.kind = FEDLORA__V1__ROUND_TASK__KIND__FINISHED;
       task.final_round = f->rm.committed;
-      s->saw_finished = 1;
       break;
     }
     const round_site *rs = &f->rm.sites[round_find(&f->rm, site)];
@@ -344,6 +345,9 @@ static grpc_status_code handle_download(rpc_call *call, void *user) {
   pthread_mutex_lock(&f->mu);
   uint32_t committed = f->rm.committed;
   int current = req->round == committed;
+  /* A site counts as finished once it has the final adapter, not when told: stopping in between
+   * would leave it without. */
+  int final = current && f->rm.state == ROUND_FINISHED;
   if (current) {
     memcpy(values, f->global_payload, n * sizeof(float));
     memcpy(sha, f->global_sha, 32);
@@ -370,6 +374,8 @@ static grpc_status_code handle_download(rpc_call *call, void *user) {
   free(values);
   pthread_mutex_lock(&f->mu);
   f->bytes_out += sent;
+  site_info *asker = site_get(f, rpc_call_peer(call));
+  if (final && code == GRPC_STATUS_OK && asker) asker->saw_finished = 1;
   pthread_mutex_unlock(&f->mu);
   return code;
 }
@@ -493,6 +499,12 @@ static grpc_status_code handle_submit(rpc_call *call, void *user) {
   const float *values = (const float *)rx.data;
   if (code == GRPC_STATUS_OK && payload_check_finite(&f->layout, values, err, sizeof err) != 0)
     code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update for round %u: %s", first->header->round, err);
+  if (code == GRPC_STATUS_OK) {
+    pthread_mutex_lock(&f->mu);
+    if (agg_privacy_check_update(f->cfg, values, f->global_payload, f->layout.floats, err, sizeof err) != 0)
+      code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update for round %u: %s", first->header->round, err);
+    pthread_mutex_unlock(&f->mu);
+  }
 
   if (code == GRPC_STATUS_OK) {
     pthread_mutex_lock(&f->mu);
@@ -577,6 +589,7 @@ typedef struct {
   federation *f;
   agg_accum acc;
   json_t *sites;
+  json_t *extra;  /* the privacy and robust reports of the metrics line */
   double weighted_val, weighted_train, val_weight, train_weight;
   char err[512];
 } aggregation;
@@ -589,9 +602,9 @@ static int aggregate_one(const char *site, const uint8_t *payload, size_t len, c
   (void)len;
   double examples = (double)json_integer_value(json_object_get(meta, "example_count"));
   double tokens = (double)json_integer_value(json_object_get(meta, "tokens"));
-  double weight = f->cfg->aggregation.weighting == AGG_WEIGHT_EXAMPLES ? examples
-                  : f->cfg->aggregation.weighting == AGG_WEIGHT_TOKENS ? tokens
-                                                                       : 1.0;
+  double weight = agg_privacy_weight(f->cfg, f->cfg->aggregation.weighting == AGG_WEIGHT_EXAMPLES ? examples
+                                            : f->cfg->aggregation.weighting == AGG_WEIGHT_TOKENS ? tokens
+                                                                                                 : 1.0);
   if (agg_accum_add(&g->acc, (const float *)payload, f->global_payload, weight, g->err, sizeof g->err) != 0) {
     log_warn("round %u: the update of %s is left out: %s", f->rm.round, site, g->err);
     return 0;
@@ -622,14 +635,18 @@ static json_t *names_where(const round_machine *rm, int want_selected, int want_
 static int round_aggregate_commit(federation *f) {
   double t0 = now_mono();
   size_t n = f->layout.floats;
-  aggregation g = {.f = f, .sites = json_object()};
+  aggregation g = {.f = f, .sites = json_object(), .extra = json_object()};
   float *delta = malloc(n * sizeof(float) + 1), *next = malloc(n * sizeof(float) + 1);
   float *state = malloc(f->n_state * sizeof(float) + 1);
   int rc = -1;
   if (!delta || !next || !state || agg_accum_build(&g.acc, n, g.err, sizeof g.err) != 0) goto done;
   if (store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), aggregate_one, &g, g.err, sizeof g.err) != 0)
     goto done;
-  if (agg_accum_mean(&g.acc, delta, g.err, sizeof g.err) != 0) goto done;
+  if (agg_privacy_noise(f->cfg, g.acc.sum, n, g.err, sizeof g.err) != 0) goto done;
+  if (agg_robust_active(f->cfg) ? agg_robust_delta(f->cfg, &f->st, f->rm.round, f->global_payload, n, g.sites, delta,
+                                                   g.extra, g.err, sizeof g.err) != 0
+                                : agg_accum_mean(&g.acc, delta, g.err, sizeof g.err) != 0)
+    goto done;
   memcpy(next, f->global_payload, n * sizeof(float));
   memcpy(state, f->sopt_state, f->n_state * sizeof(float));
   server_opt_apply(&f->sopt, next, delta, state, n);
@@ -656,6 +673,8 @@ static int round_aggregate_commit(federation *f) {
   json_object_set_new(metrics, "round_seconds", json_real(t0 - f->rm.opened_at));
   json_object_set_new(metrics, "aggregate_seconds", json_real(now_mono() - t0));
   json_object_set_new(metrics, "committed_unix", json_integer((json_int_t)time(NULL)));
+  json_object_update(metrics, g.extra);
+  agg_privacy_metrics(f->cfg, f->rm.round, metrics);
   rc = store_round_commit(&f->st, f->rm.round, &candidate, &f->mc, f->cfg->model.base, state, f->n_state, metrics,
                           g.err, sizeof g.err);
   if (rc == 0) {
@@ -674,6 +693,7 @@ static int round_aggregate_commit(federation *f) {
 done:
   if (rc != 0) log_error("round %u cannot be committed yet: %s (will retry)", f->rm.round, g.err);
   json_decref(g.sites);
+  json_decref(g.extra);
   agg_accum_free(&g.acc);
   free(delta);
   free(next);
@@ -812,7 +832,9 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   f->global_payload = calloc(f->layout.floats + 1, sizeof(float));
   if (store_open(&f->st, cfg->server.state_dir, err, errlen) != 0) goto fail;
 
-  round_policy policy = {.total = (uint32_t)cfg->rounds.total, .min_clients = (uint32_t)cfg->rounds.min_clients,
+  int allowed = agg_privacy_round_limit(cfg, err, errlen);
+  if (allowed == 0) goto fail;
+  round_policy policy = {.total = (uint32_t)allowed, .min_clients = (uint32_t)cfg->rounds.min_clients,
                          .clients_per_round = (uint32_t)cfg->rounds.clients_per_round,
                          .deadline_s = cfg->rounds.deadline_s, .wait_after_quorum_s = cfg->rounds.wait_after_quorum_s,
                          .seed = cfg->rounds.seed};
@@ -849,8 +871,8 @@ int federation_port(const federation *f) { return rpc_server_port(f->server); }
 void federation_request_stop(federation *f) { atomic_store(&f->stop, 1); }
 
 void federation_wait(federation *f) {
-  /* After the last commit the aggregator stays up until every joined site has been told the run
-   * is over (so none retries against a closed port), or two poll intervals have passed. */
+  /* After the last commit the aggregator stays up until every joined site has fetched the final
+   * adapter (so none retries against a closed port), or two poll intervals have passed. */
   double grace = 2.0 * f->cfg->server.poll_seconds + 5.0;
   while (!atomic_load(&f->stop)) {
     pthread_mutex_lock(&f->mu);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "dataset_site.h"
+#include "dp.h"
 #include "fingerprint.h"
 #include "log.h"
 #include "model.h"
@@ -33,6 +34,7 @@ struct site_trainer {
   site_data data;
   trainer t;
   float *start;                       /* (ad.num_params) the round's starting point, for FedProx */
+  double dp_clip, dp_noise_std;       /* the plan's DP: L2 bound of the delta (0: off), this site's noise share */
 };
 
 static double seconds_now(void) {
@@ -122,6 +124,13 @@ int site_trainer_plan(site_trainer *st, const Fedlora__V1__JoinResponse *plan, c
   }
   st->train = *plan->train;
   st->init_seed = plan->lora->init_seed;
+  const Fedlora__V1__PrivacyConfig *pc = plan->privacy;
+  if (pc && pc->dp != FEDLORA__V1__DP_MODE__DP_OFF) {
+    st->dp_clip = pc->dp_clip;
+    if (pc->dp == FEDLORA__V1__DP_MODE__DP_DISTRIBUTED)
+      st->dp_noise_std = dp_site_noise_std(pc->dp_noise_multiplier, pc->dp_clip,
+                                           plan->rounds ? (int)plan->rounds->min_clients : 1);
+  }
   if (plan_train_config(plan->train, 1, 0, &st->tcfg, err, errlen) != 0) return -1;
   if (lora_build(&st->ad, &st->base.config, &lc, err, errlen) != 0) return -1;
   st->planned = 1;
@@ -178,6 +187,12 @@ int site_trainer_round(site_trainer *st, const float *global, uint64_t seed, flo
     if (progress) progress(user, s + 1, steps, r.loss, tokens_per_step * (s + 1) / (seconds_now() - t0 + 1e-9));
   }
   payload_pack(&st->layout, &st->ad, update);
+  if (st->dp_clip > 0) {
+    double norm = dp_site_apply(update, global, st->layout.floats, st->dp_clip, st->dp_noise_std);
+    if (norm < 0) return snprintf(err, errlen, "the DP step failed"), -1;
+    log_info("dp: update norm %.4g, bounded by %.4g%s", norm, st->dp_clip,
+             st->dp_noise_std > 0 ? ", noise share added" : "");
+  }
   metrics->train_loss = loss_sum / (double)steps;
   metrics->val_loss_before = val_loss;
   metrics->tokens = (uint64_t)(tokens_per_step * (double)steps);
