@@ -1,7 +1,9 @@
 #include "fuzz_input.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -11,27 +13,48 @@
 
 static char dir[256];
 
-static void dir_remove(void) {
-  DIR *d = opendir(dir);
+/* Empties and removes one directory of ours (only plain files are ever put there). */
+static void dir_remove_at(const char *path) {
+  DIR *d = opendir(path);
   if (!d) return;
   struct dirent *e;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    unlink(path);
+    char file[512];
+    snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+    unlink(file);
   }
   closedir(d);
-  rmdir(dir);
+  rmdir(path);
+}
+
+static void dir_remove(void) { dir_remove_at(dir); }
+
+/* A crash (or libFuzzer's own exits) skips atexit, so directories of processes that are gone are
+ * removed by the next one. They are named by process id for that. */
+static void stale_dirs_remove(const char *base) {
+  DIR *d = opendir(base);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int pid;
+    char path[512];
+    if (sscanf(e->d_name, "fedlora-fuzz-%d", &pid) != 1 || pid == (int)getpid()) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+    dir_remove_at(path);
+  }
+  closedir(d);
 }
 
 const char *fuzz_dir(void) {
   if (dir[0]) return dir;
   struct stat st;
   const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
-  snprintf(dir, sizeof dir, "%s/fedlora-fuzz-XXXXXX", base);
-  if (!mkdtemp(dir)) {
-    perror("fuzz: mkdtemp");
+  stale_dirs_remove(base);
+  snprintf(dir, sizeof dir, "%s/fedlora-fuzz-%d", base, (int)getpid());
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    perror(dir);
     abort();
   }
   atexit(dir_remove);

@@ -1,5 +1,6 @@
 /* What every harness shares: the parsers read paths, so the fuzzer's bytes are written to a file in
- * a private directory (on tmpfs when there is one) made once per process and removed at exit. */
+ * a private directory (on tmpfs when there is one) made once per process and removed at exit, or
+ * by the next harness to start if the process died. */
 #ifndef FEDLORA_FUZZ_INPUT_H
 #define FEDLORA_FUZZ_INPUT_H
 
