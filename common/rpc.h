@@ -53,7 +53,7 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t err
 int rpc_server_port(const rpc_server *server);
 /* Reads crl_file again (after the CA reissued it): the handshakes that follow use the newest CRL of
  * each CA. 0, or -1 with a message (no crl_file configured, or the new file does not check out, in
- * which case the CRLs in use stay). */
+ * which case the CRLs in use stay). One caller at a time (e.g. the thread that handles SIGHUP). */
 int rpc_server_reload_crl(rpc_server *server, char *err, size_t errlen);
 /* Cancels calls in flight, waits for every handler to return, and frees the server. */
 void rpc_server_stop(rpc_server *server);
