@@ -11,6 +11,14 @@
 
 static const char *const dp_mode_names[] = {"off", "central", "distributed"};
 
+int agg_privacy_available(const agg_config *cfg, char *err, size_t errlen) {
+  if (!cfg->privacy.secagg) return 0;
+  snprintf(err, errlen,
+           "[privacy] secagg: secure aggregation is not available yet (the protocol is not yet wired to the "
+           "network; updates would reach the aggregator unmasked): set secagg = off");
+  return -1;
+}
+
 double agg_privacy_rate(const agg_config *cfg) {
   int sites = cfg->server.allowed_clients.count, per_round = cfg->rounds.clients_per_round;
   return per_round == 0 || per_round >= sites ? 1.0 : (double)per_round / sites;

@@ -10,6 +10,11 @@
 
 #include "agg_config.h"
 
+/* -1 with the reason when the configuration asks for secagg = on: the protocol exists as pure
+ * state machines (common/secagg_protocol.h, tested in one process) but is not yet carried by the
+ * network, and a run must not believe its updates are masked when they are not. */
+int agg_privacy_available(const agg_config *cfg, char *err, size_t errlen);
+
 /* Sampling rate of a round: clients_per_round / allowed sites (1 when every site takes part). */
 double agg_privacy_rate(const agg_config *cfg);
 

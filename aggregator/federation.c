@@ -814,6 +814,7 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   pthread_mutex_init(&f->mu, NULL);
   pthread_cond_init(&f->changed, NULL);
   model base;
+  if (agg_privacy_available(cfg, err, errlen) != 0) goto fail;
   if (model_load(&base, cfg->model.base, err, errlen) != 0) goto fail;
   f->mc = base.config;
   model_free(&base);
