@@ -48,6 +48,13 @@ int plan_train_config(const Fedlora__V1__TrainConfig *p, long steps, uint64_t se
              kind < 0 ? p->optimizer : p->schedule);
     return -1;
   }
+  /* The aggregator's own bounds: the site sizes buffers by batch and seq_len, and turns local_epochs
+   * into a step count (epochs x windows / batch) that must fit a long. */
+  if (p->batch > 65536 || p->seq_len > (1u << 20) || !(p->local_epochs >= 0 && p->local_epochs <= 1e6)) {
+    snprintf(err, errlen, "plan train: batch %u, seq_len %u or local_epochs %g is outside what an aggregator sends "
+             "(batch <= 65536, seq_len <= 1048576, local_epochs in [0, 1e6])", p->batch, p->seq_len, p->local_epochs);
+    return -1;
+  }
   if (p->batch < 1 || p->seq_len < 2 || !(p->lr > 0) || steps < 1) {
     snprintf(err, errlen, "plan train: batch %u, seq_len %u, lr %g and %ld steps are not all usable", p->batch,
              p->seq_len, p->lr, steps);
