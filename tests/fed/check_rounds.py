@@ -117,7 +117,7 @@ def main():
         if set(kept) != set(averaged):
             print(f"round {r}: the aggregator averaged {sorted(averaged)}, the sites kept updates from {sorted(kept)}")
             bad += 1
-        total, delta = 0.0, [0.0] * n
+        total, delta, weights = 0.0, [0.0] * n, []
         for name in sorted(kept):
             raw, u = kept[name]
             if name in averaged and hashlib.sha256(raw).hexdigest() != averaged[name]["sha256"]:
@@ -125,6 +125,7 @@ def main():
                 bad += 1
             w = float(averaged.get(name, {}).get("example_count", 0)) if a.weighting == "examples" else 1.0
             total += w
+            weights.append(w)
             for i in range(n):
                 delta[i] += w * (u[i] - g[i])
         if total <= 0:
@@ -150,7 +151,7 @@ def main():
                 for stored, want_state in ((state[:n], m), (state[n:], v)))
             ok = ok and len(state) == 2 * n and worst_state <= 1e-6
             print(f"round {r}: server state m, v off by at most {worst_state:.3g} of their largest element")
-        print(f"round {r}: {len(kept)} updates {sorted(kept)}, weights {[averaged.get(k, {}).get('example_count') for k in sorted(kept)]}, "
+        print(f"round {r}: {len(kept)} updates {sorted(kept)}, weights {weights}, "
               f"adapter moved by up to {moved:.3g}, recomputation off by at most {worst:.3g}: {'ok' if ok else 'MISMATCH'}")
         bad += not ok
         g = got
