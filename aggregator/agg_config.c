@@ -59,6 +59,8 @@ static const config_field fields[] = {
     {"server", "threads", CFG_INT, AT(server.threads), "8", 1, 256, .help = "RPC handler threads"},
     {"server", "poll_seconds", CFG_INT, AT(server.poll_seconds), "10", 1, 3600,
      .help = "AwaitRound long-poll: a site waiting for a round is answered WAIT after this long"},
+    {"server", "idle_timeout_s", CFG_INT, AT(server.idle_timeout_s), "60", 1, 3600,
+     .help = "a call whose client sends or reads nothing for this long is cut off (DEADLINE_EXCEEDED)"},
     {"server", "max_update_mb", CFG_INT, AT(server.max_update_mb), "512", 1, 65536,
      .help = "largest update payload accepted from a site, MiB"},
     {"server", "log_level", CFG_ENUM, AT(server.log_level), "info", .choices = log_levels,

@@ -28,6 +28,7 @@ typedef struct {
     char *state_dir;
     int threads;                  /* RPC handler threads */
     int poll_seconds;             /* AwaitRound long-poll */
+    int idle_timeout_s;           /* a call silent this long is cut off */
     int max_update_mb;            /* largest update accepted */
     log_level log_level;
   } server;

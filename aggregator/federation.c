@@ -853,10 +853,17 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   log_info("run %s: base %s (fingerprint %.16s...), %zu adapter parameters on the wire, %u/%u rounds committed",
            f->run_id, cfg->model.base, f->fingerprint, f->layout.floats, f->rm.committed, f->rm.policy.total);
 
+  /* Every site waiting for a round holds a handler thread in its AwaitRound long-poll, so fewer
+   * threads than sites would leave the rest (and their uploads) queued behind the waiters. */
+  int threads = cfg->server.threads;
+  if (threads < cfg->server.allowed_clients.count + 4) {
+    threads = cfg->server.allowed_clients.count + 4;
+    log_info("handler threads: %d (server.threads = %d is below allowed_clients + 4)", threads, cfg->server.threads);
+  }
   rpc_server_config rc_cfg = {.listen = cfg->server.listen, .cert_file = cfg->server.cert, .key_file = cfg->server.key,
                               .client_ca_file = cfg->server.client_ca, .methods = methods,
-                              .n_methods = sizeof methods / sizeof methods[0], .user = f,
-                              .threads = cfg->server.threads};
+                              .n_methods = sizeof methods / sizeof methods[0], .user = f, .threads = threads,
+                              .idle_timeout_ms = cfg->server.idle_timeout_s * 1000};
   f->server = rpc_server_start(&rc_cfg, err, errlen);
   if (!f->server) goto fail;
   log_info("listening on %s (port %d)", cfg->server.listen, rpc_server_port(f->server));

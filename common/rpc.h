@@ -45,6 +45,8 @@ typedef struct {
   int max_queued;             /* calls waiting for a free thread before RESOURCE_EXHAUSTED; 0 = 64 */
   size_t max_message_bytes;   /* largest message accepted; 0 = 4 MiB + 64 KiB (1 MiB chunks fit easily) */
   int idle_timeout_ms;        /* a stream that sends nothing for this long is cut off; 0 = 60 s */
+  int max_calls_per_peer;     /* calls of one client identity (CN) in flight or waiting before the
+                               * next is refused with RESOURCE_EXHAUSTED; 0 = 8 */
 } rpc_server_config;
 
 /* Binds, starts the threads and returns the running server, or NULL with a message in err

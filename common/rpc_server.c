@@ -4,7 +4,11 @@
  * a queue; `threads` workers take calls from it and run them start to finish. Every call is bound
  * to a completion queue of its own, which only its worker plucks, so handlers are plain blocking
  * code and no two threads ever touch one call. Calls that cannot run (unknown method, queue full,
- * stopping) are answered by the dispatcher at once. */
+ * stopping, too many from one client) are answered by the dispatcher at once.
+ *
+ * The per-client bound lives here rather than in a handler: by the time a handler runs, the call
+ * already holds a worker, so one client opening streams it never finishes would take every worker
+ * and queue slot from the others before any handler could refuse it. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -26,8 +30,15 @@ typedef struct slot {
   grpc_call_details details;
   grpc_metadata_array metadata;
   grpc_completion_queue *cq; /* bound to the call; plucked only by the thread owning the call */
+  char peer[256];            /* verified CN of the client certificate; "" if none */
   struct slot *next;
 } slot;
+
+/* Calls of one client identity that are queued or running. */
+typedef struct {
+  char peer[256];
+  int calls;
+} peer_calls;
 
 struct rpc_call {
   rpc_server *server;
@@ -58,6 +69,7 @@ struct rpc_server {
   int port;
   int max_queued;
   int idle_timeout_ms;
+  int max_per_peer;
   int n_workers;
   pthread_t dispatcher;
   pthread_t *workers;
@@ -65,6 +77,8 @@ struct rpc_server {
   pthread_cond_t cv;
   slot *head, *tail; /* calls waiting for a worker */
   int queued;
+  peer_calls *peers; /* (n_peers) clients with calls queued or running; under mu */
+  int n_peers, cap_peers;
   int dispatcher_done;
   atomic_int stopping;
   int armed; /* request slots outstanding; touched by the dispatcher only after start */
@@ -259,17 +273,45 @@ static void call_finish(rpc_call *c, grpc_status_code code) {
     grpc_completion_queue_pluck(c->slot->cq, &c->close_tag, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 }
 
-static void call_read_peer(rpc_call *c) {
-  grpc_auth_context *ctx = grpc_call_auth_context(c->slot->call);
+static void slot_read_peer(slot *sl) {
+  sl->peer[0] = '\0';
+  grpc_auth_context *ctx = grpc_call_auth_context(sl->call);
   if (!ctx) return;
   grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_CN_PROPERTY_NAME);
   const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
   if (p) {
-    size_t n = p->value_length < sizeof c->peer - 1 ? p->value_length : sizeof c->peer - 1;
-    memcpy(c->peer, p->value, n);
-    c->peer[n] = '\0';
+    size_t n = p->value_length < sizeof sl->peer - 1 ? p->value_length : sizeof sl->peer - 1;
+    memcpy(sl->peer, p->value, n);
+    sl->peer[n] = '\0';
   }
   grpc_auth_context_release(ctx);
+}
+
+/* Counts a call of peer in (delta = +1, refused with 0 when the peer is at its bound) or out
+ * (delta = -1). Lock held. */
+static int peer_calls_add(rpc_server *s, const char *peer, int delta) {
+  int i = 0;
+  while (i < s->n_peers && strcmp(s->peers[i].peer, peer) != 0) i++;
+  if (delta > 0) {
+    if (i < s->n_peers && s->peers[i].calls >= s->max_per_peer) return 0;
+    if (i == s->n_peers) {
+      if (s->n_peers == s->cap_peers) {
+        int cap = s->cap_peers ? 2 * s->cap_peers : 16;
+        peer_calls *grown = realloc(s->peers, (size_t)cap * sizeof *grown);
+        if (!grown) return 0;
+        s->peers = grown;
+        s->cap_peers = cap;
+      }
+      snprintf(s->peers[i].peer, sizeof s->peers[i].peer, "%s", peer);
+      s->peers[i].calls = 0;
+      s->n_peers++;
+    }
+  } else if (i == s->n_peers) {
+    return 1;
+  }
+  s->peers[i].calls += delta;
+  if (s->peers[i].calls == 0) s->peers[i] = s->peers[--s->n_peers]; /* the table holds active peers only */
+  return 1;
 }
 
 static void call_run(rpc_server *s, slot *sl, const rpc_method *m) {
@@ -279,7 +321,7 @@ static void call_run(rpc_server *s, slot *sl, const rpc_method *m) {
   c.slot = sl;
   c.method = m;
   slice_to_string(sl->details.method, c.path, sizeof c.path);
-  call_read_peer(&c);
+  memcpy(c.peer, sl->peer, sizeof c.peer);
 
   grpc_op close_op;
   memset(&close_op, 0, sizeof close_op);
@@ -315,6 +357,9 @@ static void call_run(rpc_server *s, slot *sl, const rpc_method *m) {
   if (c.request) protobuf_c_message_free_unpacked(c.request, NULL);
   if (c.reply) grpc_byte_buffer_destroy(c.reply);
   rpc_bytes_free(&c.rbuf);
+  pthread_mutex_lock(&s->mu);
+  peer_calls_add(s, sl->peer, -1);
+  pthread_mutex_unlock(&s->mu);
   slot_free(sl);
 }
 
@@ -356,9 +401,10 @@ static void dispatch(rpc_server *s, slot *sl) {
     slot_refuse(sl, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
     return;
   }
+  slot_read_peer(sl);
   pthread_mutex_lock(&s->mu);
-  int full = s->queued >= s->max_queued;
-  if (!full) {
+  int full = s->queued >= s->max_queued, over = !full && !peer_calls_add(s, sl->peer, +1);
+  if (!full && !over) {
     sl->next = NULL;
     if (s->tail)
       s->tail->next = sl;
@@ -372,6 +418,13 @@ static void dispatch(rpc_server *s, slot *sl) {
   if (full) {
     log_warn("rpc: %d calls already waiting; refusing one", s->max_queued);
     slot_refuse(sl, GRPC_STATUS_RESOURCE_EXHAUSTED, "the server is busy: too many calls waiting");
+  } else if (over) {
+    char path[256], msg[640];
+    slice_to_string(sl->details.method, path, sizeof path);
+    snprintf(msg, sizeof msg, "client '%s' already has %d calls in flight (the per-client limit); %s refused",
+             sl->peer, s->max_per_peer, path);
+    log_warn("rpc: %s", msg);
+    slot_refuse(sl, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
   }
 }
 
@@ -453,6 +506,7 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t err
   s->n_workers = cfg->threads > 0 ? cfg->threads : 8;
   s->max_queued = cfg->max_queued > 0 ? cfg->max_queued : 64;
   s->idle_timeout_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : 60000;
+  s->max_per_peer = cfg->max_calls_per_peer > 0 ? cfg->max_calls_per_peer : 8;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
 
@@ -522,6 +576,7 @@ void rpc_server_stop(rpc_server *s) {
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   free(s->workers);
+  free(s->peers);
   rpc_crl_close(&s->crl);
   free(s);
   grpc_shutdown();
