@@ -160,6 +160,10 @@ static const config_field fields[] = {
     {"privacy", "secagg_scale", CFG_DOUBLE, AT(privacy.secagg_scale), "1048576", 0, 2147483647.0,
      .flags = CFG_ABOVE_MIN,
      .help = "fixed-point scale (2^20: steps of 1e-6; range 1 leaves room for 2047 sites in 32 bits)"},
+    {"privacy", "secagg_stage_s", CFG_INT, AT(privacy.secagg_stage_s), "30", 1, 86400,
+     .help = "the key, share and unmask stages of secure aggregation close at this age (or when all answered)"},
+    {"privacy", "secagg_transcript", CFG_BOOL, AT(privacy.secagg_transcript), "off",
+     .help = "keep every secure-aggregation message received in state_dir/secagg/ (an audit of what the server saw)"},
 };
 
 static int validate(void *p, config_ctx *ctx) {

@@ -78,6 +78,8 @@ typedef struct {
     double dp_clip, dp_noise_multiplier, dp_delta, dp_epsilon_budget;
     int secagg_threshold;         /* 0: auto */
     double secagg_clip_range, secagg_scale;
+    int secagg_stage_s;           /* key, share and unmask stages close at this age */
+    int secagg_transcript;        /* keep every secagg message received in state_dir/secagg/ */
   } privacy;
 } agg_config;
 

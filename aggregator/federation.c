@@ -20,6 +20,7 @@
 #include "plan.h"
 #include "round.h"
 #include "rpc.h"
+#include "secagg_server.h"
 #include "server_opt.h"
 #include "store.h"
 
@@ -54,6 +55,8 @@ struct federation {
   double finished_at;            /* monotonic time the last round committed, 0 before */
   Fedlora__V1__JoinResponse plan;
   char **plan_targets;
+  secagg_round sa;               /* the open round's secure aggregation (privacy.secagg) */
+  secagg_host sa_host;
   pthread_mutex_t mu;
   pthread_cond_t changed;        /* round state changed: wakes AwaitRound */
   rpc_server *server;
@@ -106,6 +109,9 @@ static int state_save(federation *f, char *err, size_t errlen) {
                                   "last_seen", (json_int_t)s->last_seen));
   }
   json_object_set_new(root, "sites", sites);
+  if (f->sa.active)
+    json_object_set_new(root, "secagg", json_pack("{s:I,s:I,s:s}", "round", (json_int_t)f->sa.round, "attempt",
+                                                  (json_int_t)f->sa.attempt, "stage", secagg_stage_name(&f->sa)));
   int rc = store_state_save(&f->st, root, err, errlen);
   json_decref(root);
   return rc;
@@ -158,6 +164,14 @@ static int state_restore(federation *f, char *err, size_t errlen) {
   }
   if ((uint32_t)json_integer_value(json_object_get(root, "round")) == f->rm.round)
     f->rm.attempt = (uint32_t)json_integer_value(json_object_get(root, "attempt"));
+  /* An interrupted secure aggregation is not resumed: its round opens as a new attempt and starts
+   * again from the key stage with fresh keys (secagg_server.h). */
+  json_t *sa = json_object_get(root, "secagg");
+  if (f->cfg->privacy.secagg && sa && (uint32_t)json_integer_value(json_object_get(sa, "round")) == f->rm.round) {
+    f->rm.attempt = (uint32_t)json_integer_value(json_object_get(sa, "attempt")) + 1;
+    log_info("restart: round %u was in secagg stage %s; it restarts from the key stage as attempt %u", f->rm.round,
+             json_string_value(json_object_get(sa, "stage")), f->rm.attempt);
+  }
   json_decref(root);
   return 0;
 }
@@ -207,6 +221,9 @@ static void plan_build(federation *f) {
   rounds.wait_after_quorum_s = (uint32_t)c->rounds.wait_after_quorum_s;
   rounds.seed = c->rounds.seed;
   privacy.secagg = c->privacy.secagg;
+  privacy.secagg_threshold = (uint32_t)c->privacy.secagg_threshold;
+  privacy.secagg_clip_range = c->privacy.secagg_clip_range;
+  privacy.secagg_scale = c->privacy.secagg_scale;
   privacy.dp = (Fedlora__V1__DpMode)c->privacy.dp;
   privacy.dp_clip = c->privacy.dp_clip;
   privacy.dp_noise_multiplier = c->privacy.dp_noise_multiplier;
@@ -266,6 +283,7 @@ static grpc_status_code handle_await(rpc_call *call, void *user) {
   federation *f = user;
   const char *site = rpc_call_peer(call);
   Fedlora__V1__RoundTask task = FEDLORA__V1__ROUND_TASK__INIT;
+  char *secagg_names[SECAGG_MAX_SITES];
   double deadline = now_mono() + f->cfg->server.poll_seconds;
   pthread_mutex_lock(&f->mu);
   site_info *s = site_get(f, site);
@@ -283,9 +301,13 @@ static grpc_status_code handle_await(rpc_call *call, void *user) {
       break;
     }
     const round_site *rs = &f->rm.sites[round_find(&f->rm, site)];
-    if (f->rm.state == ROUND_OPEN && rs->selected && !rs->submitted) {
+    /* Under secagg a site starts an attempt only while its key stage is open. */
+    if (f->rm.state == ROUND_OPEN && rs->selected && !rs->submitted &&
+        (!f->cfg->privacy.secagg || secagg_round_may_start(&f->sa, site))) {
       task.kind = FEDLORA__V1__ROUND_TASK__KIND__TRAIN;
       task.round = f->rm.round;
+      task.attempt = f->rm.attempt;
+      if (f->cfg->privacy.secagg) secagg_round_task(&f->sa, &task, secagg_names);
       task.base_round = f->rm.committed;
       task.adapter_sha256.data = f->global_sha;
       task.adapter_sha256.len = 32;
@@ -575,12 +597,40 @@ static grpc_status_code handle_status(rpc_call *call, void *user) {
   return code;
 }
 
+static grpc_status_code handle_sa_advertise(rpc_call *c, void *u) {
+  return secagg_handle_advertise(c, &((federation *)u)->sa_host);
+}
+static grpc_status_code handle_sa_get_adverts(rpc_call *c, void *u) {
+  return secagg_handle_get_adverts(c, &((federation *)u)->sa_host);
+}
+static grpc_status_code handle_sa_share_keys(rpc_call *c, void *u) {
+  return secagg_handle_share_keys(c, &((federation *)u)->sa_host);
+}
+static grpc_status_code handle_sa_get_shares(rpc_call *c, void *u) {
+  return secagg_handle_get_shares(c, &((federation *)u)->sa_host);
+}
+static grpc_status_code handle_sa_submit_masked(rpc_call *c, void *u) {
+  return secagg_handle_submit_masked(c, &((federation *)u)->sa_host);
+}
+static grpc_status_code handle_sa_get_survivors(rpc_call *c, void *u) {
+  return secagg_handle_get_survivors(c, &((federation *)u)->sa_host);
+}
+static grpc_status_code handle_sa_unmask(rpc_call *c, void *u) { return secagg_handle_unmask(c, &((federation *)u)->sa_host); }
+
 static const rpc_method methods[] = {
     {FED_JOIN, RPC_UNARY, &fedlora__v1__join_request__descriptor, handle_join},
     {FED_AWAIT_ROUND, RPC_UNARY, &fedlora__v1__await_round_request__descriptor, handle_await},
     {FED_DOWNLOAD_ADAPTER, RPC_SERVER_STREAMING, &fedlora__v1__download_request__descriptor, handle_download},
     {FED_SUBMIT_UPDATE, RPC_CLIENT_STREAMING, &fedlora__v1__update_chunk__descriptor, handle_submit},
     {FED_GET_STATUS, RPC_UNARY, &fedlora__v1__status_request__descriptor, handle_status},
+    {FED_SECAGG_ADVERTISE, RPC_UNARY, &fedlora__v1__sec_agg_advert__descriptor, handle_sa_advertise},
+    {FED_SECAGG_GET_ADVERTS, RPC_UNARY, &fedlora__v1__sec_agg_poll__descriptor, handle_sa_get_adverts},
+    {FED_SECAGG_SHARE_KEYS, RPC_UNARY, &fedlora__v1__sec_agg_shares__descriptor, handle_sa_share_keys},
+    {FED_SECAGG_GET_SHARES, RPC_UNARY, &fedlora__v1__sec_agg_poll__descriptor, handle_sa_get_shares},
+    {FED_SECAGG_SUBMIT_MASKED, RPC_CLIENT_STREAMING, &fedlora__v1__sec_agg_masked_chunk__descriptor,
+     handle_sa_submit_masked},
+    {FED_SECAGG_GET_SURVIVORS, RPC_UNARY, &fedlora__v1__sec_agg_poll__descriptor, handle_sa_get_survivors},
+    {FED_SECAGG_UNMASK, RPC_UNARY, &fedlora__v1__sec_agg_reveal__descriptor, handle_sa_unmask},
 };
 
 /* ------------------------------------------------------------------ aggregation */
@@ -619,6 +669,34 @@ static int aggregate_one(const char *site, const uint8_t *payload, size_t len, c
   return 0;
 }
 
+/* Under secagg: delta (n) = the unmasked mean of the round's masked updates, with central DP
+ * noise added to their sum; the sites' metrics weigh by the example counts declared at Join. */
+static int secagg_mean(federation *f, aggregation *g, float *delta) {
+  size_t n = f->layout.floats;
+  const secagg_round *sa = &f->sa;
+  double *sum = malloc(n * sizeof(double) + 1);
+  if (!sum) return snprintf(g->err, sizeof g->err, "out of memory for the sum"), -1;
+  for (size_t i = 0; i < n; i++) sum[i] = (double)sa->mean[i] * sa->w_sum;
+  int rc = agg_privacy_noise(f->cfg, sum, n, g->err, sizeof g->err);
+  for (size_t i = 0; i < n; i++) delta[i] = (float)(sum[i] / sa->w_sum);
+  free(sum);
+  const char *name;
+  json_t *m;
+  json_object_foreach(sa->metrics, name, m) {
+    const site_info *s = site_get(f, name);
+    double examples = s ? (double)s->train_examples : 0;
+    double val = json_number_or_nan(json_object_get(m, "val_loss_before"));
+    double train = json_number_or_nan(json_object_get(m, "train_loss"));
+    if (isfinite(val)) g->weighted_val += examples * val, g->val_weight += examples;
+    if (isfinite(train)) g->weighted_train += examples * train, g->train_weight += examples;
+    g->acc.count++;
+  }
+  json_object_update(g->sites, sa->metrics);
+  json_object_set_new(g->extra, "secagg", json_pack("{s:I,s:f}", "threshold", (json_int_t)sa->v.p.t, "weight_sum",
+                                                    sa->w_sum));
+  return rc;
+}
+
 static json_t *names_where(const round_machine *rm, int want_selected, int want_submitted) {
   json_t *a = json_array();
   for (int i = 0; i < rm->n_sites; i++) {
@@ -640,13 +718,16 @@ static int round_aggregate_commit(federation *f) {
   float *state = malloc(f->n_state * sizeof(float) + 1);
   int rc = -1;
   if (!delta || !next || !state || agg_accum_build(&g.acc, n, g.err, sizeof g.err) != 0) goto done;
-  if (store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), aggregate_one, &g, g.err, sizeof g.err) != 0)
-    goto done;
-  if (agg_privacy_noise(f->cfg, g.acc.sum, n, g.err, sizeof g.err) != 0) goto done;
-  if (agg_robust_active(f->cfg) ? agg_robust_delta(f->cfg, &f->st, f->rm.round, f->global_payload, n, g.sites, delta,
+  if (f->cfg->privacy.secagg) {
+    if (secagg_mean(f, &g, delta) != 0) goto done;
+  } else if (store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), aggregate_one, &g, g.err,
+                                sizeof g.err) != 0 ||
+             agg_privacy_noise(f->cfg, g.acc.sum, n, g.err, sizeof g.err) != 0 ||
+             (agg_robust_active(f->cfg) ? agg_robust_delta(f->cfg, &f->st, f->rm.round, f->global_payload, n, g.sites, delta,
                                                    g.extra, g.err, sizeof g.err) != 0
-                                : agg_accum_mean(&g.acc, delta, g.err, sizeof g.err) != 0)
+                                : agg_accum_mean(&g.acc, delta, g.err, sizeof g.err) != 0)) {
     goto done;
+  }
   memcpy(next, f->global_payload, n * sizeof(float));
   memcpy(state, f->sopt_state, f->n_state * sizeof(float));
   server_opt_apply(&f->sopt, next, delta, state, n);
@@ -711,6 +792,49 @@ static void log_missing(const federation *f) {
            "global adapter", f->rm.round, f->cfg->rounds.deadline_s, f->rm.policy.min_clients, missing);
 }
 
+/* Opens the secure aggregation of the round's current attempt (lock held). */
+static void secagg_open(federation *f) {
+  if (!f->cfg->privacy.secagg || f->rm.state != ROUND_OPEN) return;
+  uint64_t examples[ROUND_MAX_SITES];
+  for (int i = 0; i < f->rm.n_sites; i++) {
+    const site_info *s = site_get(f, f->rm.sites[i].name);
+    examples[i] = s ? s->train_examples : 0;
+  }
+  char err[512];
+  if (secagg_round_open(&f->sa_host, f->run_id, f->st.dir, examples, now_mono(), err, sizeof err) != 0)
+    log_error("round %u: cannot open secure aggregation: %s (the round's deadline will abort it)", f->rm.round, err);
+}
+
+/* Commits the round being aggregated, or leaves it to the next tick. Lock held. */
+static void commit_round(federation *f) {
+  if (round_aggregate_commit(f) == 0) {
+    round_commit(&f->rm);
+    if (f->rm.state == ROUND_FINISHED) {
+      f->finished_at = now_mono();
+      log_info("the run has finished: %u rounds committed", f->rm.committed);
+    }
+    if (f->cfg->privacy.secagg) secagg_round_close(&f->sa);
+    state_save_logged(f);
+  } else {
+    round_aggregation_failed(&f->rm);
+  }
+}
+
+/* The secure aggregation's own stage changes (lock held): 1 when something changed. */
+static int secagg_step(federation *f) {
+  if (!f->cfg->privacy.secagg || (f->rm.state != ROUND_OPEN && f->rm.state != ROUND_AGGREGATING)) return 0;
+  double now = now_mono();
+  secagg_tick t = f->sa.mean ? SECAGG_TICK_UNMASKED : secagg_round_tick(&f->sa_host, now);
+  if (t == SECAGG_TICK_UNMASKED && f->rm.state == ROUND_OPEN) f->rm.state = ROUND_AGGREGATING;
+  if (t == SECAGG_TICK_UNMASKED) commit_round(f);
+  if (t == SECAGG_TICK_ABORT) {
+    round_abort(&f->rm, now);
+    secagg_open(f);
+  }
+  if (t != SECAGG_TICK_NONE) state_save_logged(f);
+  return t != SECAGG_TICK_NONE;
+}
+
 static void *ticker_main(void *arg) {
   federation *f = arg;
   while (!atomic_load(&f->stop)) {
@@ -721,28 +845,28 @@ static void *ticker_main(void *arg) {
       case ROUND_EVENT_OPENED:
         f->bytes_in = f->bytes_out = 0;
         log_info("round %u/%u open for %d sites", f->rm.round, f->rm.policy.total, round_selected_count(&f->rm));
+        secagg_open(f);
         state_save_logged(f);
         break;
       case ROUND_EVENT_ABORTED:
         log_missing(f);
         if (store_pending_clear(&f->st, f->rm.round, err, sizeof err) != 0) log_error("%s", err);
+        secagg_open(f);
         state_save_logged(f);
         break;
       case ROUND_EVENT_AGGREGATE:
-        if (round_aggregate_commit(f) == 0) {
-          round_commit(&f->rm);
-          if (f->rm.state == ROUND_FINISHED) {
-            f->finished_at = now_mono();
-            log_info("the run has finished: %u rounds committed", f->rm.committed);
-          }
-          state_save_logged(f);
-        } else {
-          round_aggregation_failed(&f->rm);
+        if (!f->cfg->privacy.secagg) {
+          commit_round(f);
+        } else if (secagg_round_close_masked(&f->sa_host, now_mono()) != 0) {
+          round_abort(&f->rm, now_mono()); /* the masks cannot be removed: nothing is revealed */
+          secagg_open(f);
         }
+        state_save_logged(f); /* under secagg the unmask stage follows in secagg_step */
         break;
       default:
         break;
     }
+    if (secagg_step(f)) ev = ROUND_EVENT_OPENED; /* wake the waiters too */
     if (ev != ROUND_EVENT_NONE) pthread_cond_broadcast(&f->changed);
     pthread_mutex_unlock(&f->mu);
     usleep(ev == ROUND_EVENT_NONE ? 100000 : 0);
@@ -798,6 +922,7 @@ static int load_global(federation *f, int last, char *err, size_t errlen) {
 
 /* Everything but the server and the round thread, which federation_stop ends first. */
 static void federation_free(federation *f) {
+  secagg_round_close(&f->sa);
   lora_free(&f->global);
   payload_layout_free(&f->layout);
   free(f->sopt_state);
@@ -847,8 +972,16 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   if (last < 0) goto fail;
   if (store_metrics_rebuild(&f->st, err, errlen) != 0) goto fail;
   if (state_save(f, err, errlen) != 0) goto fail;
-  if (round_tick(&f->rm, now_mono()) == ROUND_EVENT_OPENED)
-    store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), restore_pending, f, err, errlen);
+  f->sa_host = (secagg_host){.cfg = cfg, .mu = &f->mu, .changed = &f->changed, .stop = &f->stop, .sr = &f->sa,
+                             .rm = &f->rm, .bytes_in = &f->bytes_in, .d = f->layout.floats};
+  if (round_tick(&f->rm, now_mono()) == ROUND_EVENT_OPENED) {
+    if (cfg->privacy.secagg) {
+      secagg_open(f);
+      if (state_save(f, err, errlen) != 0) goto fail;
+    } else {
+      store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), restore_pending, f, err, errlen);
+    }
+  }
   if (f->rm.state == ROUND_FINISHED) f->finished_at = now_mono();
   log_info("run %s: base %s (fingerprint %.16s...), %zu adapter parameters on the wire, %u/%u rounds committed",
            f->run_id, cfg->model.base, f->fingerprint, f->layout.floats, f->rm.committed, f->rm.policy.total);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "payload.h"
 #include "rpc.h"
+#include "site_secagg.h"
 #include "site_train.h"
 
 enum { RPC_TIMEOUT_S = 60, TRANSFER_TIMEOUT_S = 600, BACKOFF_MAX_MS = 30000 };
@@ -24,6 +25,9 @@ typedef struct {
   site_trainer *trainer;
   char site[128];
   uint64_t run_seed;
+  char run_id[64];
+  int secagg;                    /* the plan's privacy.secagg, with its fixed-point encoding */
+  double secagg_range, secagg_scale;
   uint32_t last_round;
   int backoff_ms;
   int tls_refusals; /* handshakes refused in a row */
@@ -77,6 +81,10 @@ static int site_join_retry(site *s, int first) {
       } else if (first) {
         snprintf(s->site, sizeof s->site, "%s", plan->site);
         s->run_seed = plan->rounds ? plan->rounds->seed : 0;
+        snprintf(s->run_id, sizeof s->run_id, "%s", plan->run_id);
+        s->secagg = plan->privacy && plan->privacy->secagg;
+        s->secagg_range = s->secagg ? plan->privacy->secagg_clip_range : 0;
+        s->secagg_scale = s->secagg ? plan->privacy->secagg_scale : 0;
         log_info("joined run %s as '%s': %u rounds, LoRA r=%u on %zu modules, %u local steps", plan->run_id,
                  plan->site, plan->rounds ? plan->rounds->total_rounds : 0, plan->lora ? plan->lora->rank : 0,
                  plan->lora ? plan->lora->n_target_modules : 0, plan->train ? plan->train->local_steps : 0);
@@ -238,18 +246,30 @@ static int site_round(site *s, const Fedlora__V1__RoundTask *task) {
   char path[4096], err[512];
   rpc_status st;
   int rc = -1, duplicate = 0;
+  site_secagg sa = {0};
   if (task->adapter_sha256.len != 32) {
     log_error("round %u: the task carries no adapter digest", task->round);
     goto done;
   }
-  update_cache_path(s, task->round, task->adapter_sha256.data, path, sizeof path);
-  if (cache_read(path, update, bytes, &metrics) == 0) {
-    log_info("round %u: resubmitting the update trained before a restart", task->round);
-  } else {
-    if (site_download(s, task->base_round, task->adapter_sha256.data, global, &st) != 0) {
-      log_warn("round %u: download failed: %s", task->round, st.message);
+  /* Secure aggregation exchanges keys and shares before training (secagg_server.h). */
+  if (s->secagg) {
+    int r = site_secagg_begin(&sa, s->rpc, s->cfg, s->stop, s->run_id, s->secagg_range, s->secagg_scale, task, s->site,
+                              pl->floats);
+    if (r != 0) {
+      rc = r == SITE_SECAGG_GONE ? 0 : -1;
       goto done;
     }
+  }
+  update_cache_path(s, task->round, task->adapter_sha256.data, path, sizeof path);
+  int cached = cache_read(path, update, bytes, &metrics) == 0;
+  /* The masked vector is the delta from the global adapter, so secagg needs it even then. */
+  if ((!cached || s->secagg) && site_download(s, task->base_round, task->adapter_sha256.data, global, &st) != 0) {
+    log_warn("round %u: download failed: %s", task->round, st.message);
+    goto done;
+  }
+  if (cached) {
+    log_info("round %u: resubmitting the update trained before a restart", task->round);
+  } else {
     s->last_round = task->round - 1;
     fedlora__v1__site_metrics__init(&metrics);
     if (site_trainer_round(s->trainer, global, task->site_seed, update, &metrics, progress_line, s, err,
@@ -269,7 +289,12 @@ static int site_round(site *s, const Fedlora__V1__RoundTask *task) {
     log_info("round %u: trained %u steps, loss %.4f (validation before: %.4f) in %.1f s", task->round, metrics.steps,
              metrics.train_loss, metrics.val_loss_before, metrics.seconds);
   }
-  if (site_submit(s, task->round, update, &metrics, &duplicate, &st) == 0) {
+  if (s->secagg) {
+    for (size_t i = 0; i < pl->floats; i++) global[i] = update[i] - global[i]; /* now the delta */
+    int r = site_secagg_finish(&sa, global, site_trainer_examples(s->trainer), task->site_seed, &metrics);
+    if (r == 0) s->last_round = task->round;
+    rc = r == SITE_SECAGG_GONE ? 0 : r;
+  } else if (site_submit(s, task->round, update, &metrics, &duplicate, &st) == 0) {
     log_info("round %u: update %s", task->round, duplicate ? "was already in (acknowledged again)" : "accepted");
     s->last_round = task->round;
     rc = 0;
@@ -284,6 +309,7 @@ static int site_round(site *s, const Fedlora__V1__RoundTask *task) {
     log_warn("round %u: submit failed (%s); will retry", task->round, st.message);
   }
 done:
+  site_secagg_clear(&sa);
   free(global);
   free(update);
   return rc;

@@ -88,6 +88,13 @@ static void open_round(round_machine *rm, double now) {
   select_sites(rm);
 }
 
+void round_abort(round_machine *rm, double now) {
+  if (rm->state != ROUND_OPEN && rm->state != ROUND_AGGREGATING) return;
+  for (int i = 0; i < rm->n_sites; i++) rm->sites[i].missed = rm->sites[i].selected && !rm->sites[i].submitted;
+  rm->attempt++;
+  open_round(rm, now);
+}
+
 round_event round_tick(round_machine *rm, double now) {
   switch (rm->state) {
     case ROUND_WAITING:
@@ -105,9 +112,7 @@ round_event round_tick(round_machine *rm, double now) {
         return ROUND_EVENT_AGGREGATE;
       }
       if (!quorum && now - rm->opened_at >= rm->policy.deadline_s) {
-        for (int i = 0; i < rm->n_sites; i++) rm->sites[i].missed = rm->sites[i].selected && !rm->sites[i].submitted;
-        rm->attempt++;
-        open_round(rm, now);
+        round_abort(rm, now);
         return ROUND_EVENT_ABORTED;
       }
       return ROUND_EVENT_NONE;

@@ -78,6 +78,9 @@ round_verdict round_check_submission(const round_machine *rm, const char *site, 
 /* Records an accepted update (after round_check_submission said ROUND_ACCEPT and it validated);
  * the next round_tick decides whether the round is ready. */
 void round_record_submission(round_machine *rm, const char *site);
+/* OPEN or AGGREGATING -> OPEN (attempt + 1, a fresh selection): the round cannot complete this
+ * attempt (e.g. its secure aggregation fell below the threshold); as at the deadline. */
+void round_abort(round_machine *rm, double now);
 /* AGGREGATING -> OPEN: the aggregation could not be committed (e.g. the disk is full); the next
  * tick tries again with the same submissions. */
 void round_aggregation_failed(round_machine *rm);
