@@ -8,6 +8,7 @@ typedef struct {
   int (*run)(int argc, char **argv);  /* argv[0] is the subcommand's name */
 } command;
 
+int cmd_audit(int argc, char **argv);
 int cmd_dp_epsilon(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

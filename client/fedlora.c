@@ -5,6 +5,7 @@
 #include "commands.h"
 
 static const command commands[] = {
+    {"audit", "verify the hash chain of an audit log (aggregator's or a site's)", cmd_audit},
     {"dp-epsilon", "the (epsilon, delta) of noisy training, by the RDP accountant", cmd_dp_epsilon},
     {"eval", "mean next-token loss and perplexity of a model (+ adapter) on a data file", cmd_eval},
     {"generate", "continue a prompt (text or ids), greedy or sampled (like llama2.c run.c)", cmd_generate},
