@@ -11,6 +11,7 @@ packages=(
   libjansson-dev                         # JSON: configs, PEFT, tokenizers
   libpcre2-dev libutf8proc-dev           # tokenizer pre-tokenizer regex and NFC
   libinih-dev                            # INI configuration
+  libmicrohttpd-dev                      # the aggregator's Prometheus /metrics endpoint
   python3                                # tests: independent recomputations (tests/fed/*.py)
 )
 
