@@ -86,11 +86,14 @@ static int encode_piece(void *ctx, const char *s, size_t len) {
   return 0;
 }
 
-static int encode_segment(encode_ctx *c, const char *s, size_t len) {
+/* at_origin: the segment is the start of the text, not the part after an added token. */
+static int encode_segment(encode_ctx *c, const char *s, size_t len, bool at_origin) {
   char *normalized;
   size_t nlen;
-  if (hf_normalize(c->t, s, len, &normalized, &nlen, c->err, c->errlen) < 0) return -1;
-  int status = hf_pre_tokenize(c->t, normalized, nlen, encode_piece, c, c->err, c->errlen);
+  bool start_kept;
+  if (hf_normalize(c->t, s, len, &normalized, &nlen, &start_kept, c->err, c->errlen) < 0) return -1;
+  int status =
+      hf_pre_tokenize(c->t, normalized, nlen, at_origin && start_kept, encode_piece, c, c->err, c->errlen);
   free(normalized);
   return status;
 }
@@ -127,11 +130,11 @@ static int hf_encode(const tokenizer *tok, const char *text, size_t len, token_i
       i++;
       continue;
     }
-    if (i > segment) status = encode_segment(&c, text + segment, i - segment);
+    if (i > segment) status = encode_segment(&c, text + segment, i - segment, segment == 0);
     if (status == 0) status = token_ids_push(out, id, err, errlen);
     i += match_len, segment = i;
   }
-  if (status == 0 && len > segment) status = encode_segment(&c, text + segment, len - segment);
+  if (status == 0 && len > segment) status = encode_segment(&c, text + segment, len - segment, segment == 0);
   token_text_free(&c.word);
   return status;
 }

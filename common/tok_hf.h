@@ -19,18 +19,34 @@ typedef struct {
   int utf8proc_options; /* UNICODE: NFC/NFD/NFKC/NFKD as utf8proc flags */
 } norm_step;
 
-typedef enum { PRE_SPLIT, PRE_BYTE_LEVEL } pre_kind;
+/* Metaspace's prepend_scheme: where the replacement is put in front of a pre-token not starting with it. */
+typedef enum {
+  PREPEND_ALWAYS, /* every pre-token */
+  PREPEND_FIRST,  /* only one that begins at offset 0 of the original text */
+  PREPEND_NEVER,
+} prepend_scheme;
+
+/* Metaspace's options as Hugging Face reads them (the pre-tokenizer and the decoder share the format). */
+typedef struct {
+  char replacement[5];   /* one character, UTF-8, NUL-terminated */
+  prepend_scheme prepend;
+  bool split;            /* pre-tokenizer only: cut before every replacement */
+} metaspace_opts;
+
+typedef enum { PRE_SPLIT, PRE_BYTE_LEVEL, PRE_METASPACE } pre_kind;
 typedef struct {
   pre_kind kind;
   pcre2_code *re;        /* SPLIT: the pattern; BYTE_LEVEL: GPT-2's pattern if use_regex, else NULL */
   bool add_prefix_space; /* BYTE_LEVEL */
+  metaspace_opts meta;   /* METASPACE */
 } pre_step;
 
-typedef enum { DEC_REPLACE, DEC_BYTE_FALLBACK, DEC_FUSE, DEC_STRIP, DEC_BYTE_LEVEL } dec_kind;
+typedef enum { DEC_REPLACE, DEC_BYTE_FALLBACK, DEC_FUSE, DEC_STRIP, DEC_BYTE_LEVEL, DEC_METASPACE } dec_kind;
 typedef struct {
   dec_kind kind;
-  char *text, *with;  /* REPLACE: every text becomes with; STRIP: text is the character stripped */
+  char *text, *with;  /* REPLACE, METASPACE: every text becomes with; STRIP: text is the character stripped */
   int start, stop;    /* STRIP: at most this many from the front / back of each token */
+  bool drop_first;    /* METASPACE: in the first token the replacements vanish instead of becoming spaces */
 } dec_step;
 
 typedef struct {
@@ -67,15 +83,20 @@ int hf_parse_normalizer(hf_tokenizer *t, json_t *node, const char *path, char *e
 int hf_parse_pre_tokenizer(hf_tokenizer *t, json_t *node, const char *path, char *err, size_t errlen);
 int hf_parse_decoder(hf_tokenizer *t, json_t *node, const char *path, char *err, size_t errlen);
 void hf_free_steps(hf_tokenizer *t);
+/* Reads a Metaspace node's replacement, prepend_scheme (or legacy add_prefix_space) and split. */
+int hf_parse_metaspace(json_t *node, const char *where, metaspace_opts *out, char *err, size_t errlen);
 
-/* Normalizes s[0..len) into a fresh malloc'd, NUL-terminated *out. */
-int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, size_t *out_len, char *err,
-                 size_t errlen);
+/* Normalizes s[0..len) into a fresh malloc'd, NUL-terminated *out. *start_kept turns false when a normalizer
+ * deleted the text's beginning, so that the normalized text no longer starts at s's first character (as Hugging
+ * Face's offsets would say); Metaspace's prepend_scheme "first" needs that. */
+int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, size_t *out_len, bool *start_kept,
+                 char *err, size_t errlen);
 
 typedef int (*hf_piece_fn)(void *ctx, const char *s, size_t len);
-/* Runs the pre-tokenizers over s[0..len) and calls emit on each non-empty piece, in order. */
-int hf_pre_tokenize(const hf_tokenizer *t, const char *s, size_t len, hf_piece_fn emit, void *ctx, char *err,
-                    size_t errlen);
+/* Runs the pre-tokenizers over s[0..len) and calls emit on each non-empty piece, in order. at_origin says s
+ * begins at offset 0 of the text being encoded (not after an added token). */
+int hf_pre_tokenize(const hf_tokenizer *t, const char *s, size_t len, bool at_origin, hf_piece_fn emit, void *ctx,
+                    char *err, size_t errlen);
 
 int hf_decode(const tokenizer *tok, const int *ids, size_t n, bool skip_special, token_text *out, char *err,
               size_t errlen);

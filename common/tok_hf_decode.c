@@ -55,9 +55,15 @@ int hf_parse_decoder(hf_tokenizer *t, json_t *node, const char *where, char *err
     step.start = (int)json_integer_value(start), step.stop = (int)json_integer_value(stop);
   } else if (!strcmp(type, "ByteLevel")) {
     step.kind = DEC_BYTE_LEVEL;
+  } else if (!strcmp(type, "Metaspace")) {
+    metaspace_opts meta;
+    if (hf_parse_metaspace(node, where, &meta, err, errlen) < 0) return -1;
+    step.kind = DEC_METASPACE;
+    step.drop_first = meta.prepend != PREPEND_NEVER;
+    text = meta.replacement, with = " ";
   } else {
     tok_error(err, errlen, "%s: decoder type \"%s\" is not supported (supported: Sequence, Replace, ByteFallback, "
-              "Fuse, Strip, ByteLevel)", where, type);
+              "Fuse, Strip, ByteLevel, Metaspace)", where, type);
     return -1;
   }
   if (text && (!(step.text = strdup(text)) || !(step.with = strdup(with)))) {
@@ -105,12 +111,13 @@ static int pieces_extend(piece_list *p, const char *s, size_t len, char *err, si
   return 0;
 }
 
-static int apply_replace(const dec_step *d, const char *s, size_t len, piece_list *dst, char *err, size_t errlen) {
-  size_t tlen = strlen(d->text), wlen = strlen(d->with);
+static int apply_replace(const char *text, const char *with, const char *s, size_t len, piece_list *dst, char *err,
+                         size_t errlen) {
+  size_t tlen = strlen(text), wlen = strlen(with);
   if (pieces_add(dst, "", 0, err, errlen) < 0) return -1;
   const char *p = s, *end = s + len;
-  for (const char *hit; (hit = memmem(p, (size_t)(end - p), d->text, tlen)); p = hit + tlen)
-    if (pieces_extend(dst, p, (size_t)(hit - p), err, errlen) < 0 || pieces_extend(dst, d->with, wlen, err, errlen) < 0)
+  for (const char *hit; (hit = memmem(p, (size_t)(end - p), text, tlen)); p = hit + tlen)
+    if (pieces_extend(dst, p, (size_t)(hit - p), err, errlen) < 0 || pieces_extend(dst, with, wlen, err, errlen) < 0)
       return -1;
   return pieces_extend(dst, p, (size_t)(end - p), err, errlen);
 }
@@ -148,7 +155,11 @@ static int apply_step(const dec_step *d, const piece_list *src, piece_list *dst,
     const char *s = src->bytes.data + from;
     int status = 0;
     switch (d->kind) {
-      case DEC_REPLACE: status = apply_replace(d, s, len, dst, err, errlen); break;
+      case DEC_REPLACE: status = apply_replace(d->text, d->with, s, len, dst, err, errlen); break;
+      /* Hugging Face drops every replacement of the first token, not only a leading one ("▁▁a" -> "a"). */
+      case DEC_METASPACE:
+        status = apply_replace(d->text, i == 0 && d->drop_first ? "" : d->with, s, len, dst, err, errlen);
+        break;
       case DEC_STRIP: status = apply_strip(d, s, len, dst, err, errlen); break;
       case DEC_FUSE: status = pieces_extend(dst, s, len, err, errlen); break;
       case DEC_BYTE_LEVEL: status = apply_byte_level(s, len, dst, err, errlen); break;

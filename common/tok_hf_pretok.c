@@ -129,6 +129,62 @@ static const char gpt2_pattern[] =
 
 static bool json_flag(json_t *node, const char *key) { return json_is_true(json_object_get(node, key)); }
 
+/* A key that is absent or null takes its default, as serde reads an Option. */
+static json_t *json_optional(json_t *node, const char *key) {
+  json_t *v = json_object_get(node, key);
+  return json_is_null(v) ? NULL : v;
+}
+
+/* As Hugging Face's deserializer: prepend_scheme defaults to "always"; the legacy add_prefix_space false means
+ * "never" and contradicts any other scheme given, while true changes nothing; split defaults to true. */
+int hf_parse_metaspace(json_t *node, const char *where, metaspace_opts *out, char *err, size_t errlen) {
+  const char *replacement = hf_json_string(node, "replacement", where, err, errlen);
+  if (!replacement) return -1;
+  size_t n = strlen(replacement);
+  uint32_t cp;
+  if (!n || utf8_char((const unsigned char *)replacement, n, &cp) != n) {
+    tok_error(err, errlen, "%s: Metaspace replacement \"%s\" must be exactly one character", where, replacement);
+    return -1;
+  }
+  memcpy(out->replacement, replacement, n + 1);
+  json_t *scheme = json_optional(node, "prepend_scheme"), *legacy = json_optional(node, "add_prefix_space");
+  json_t *split = json_optional(node, "split");
+  static const char *const scheme_names[] = {[PREPEND_ALWAYS] = "always", [PREPEND_FIRST] = "first",
+                                             [PREPEND_NEVER] = "never"};
+  out->prepend = PREPEND_ALWAYS;
+  if (scheme) {
+    if (!json_is_string(scheme)) {
+      tok_error(err, errlen, "%s: Metaspace prepend_scheme must be a string: \"always\", \"first\" or \"never\"",
+                where);
+      return -1;
+    }
+    const char *name = json_string_value(scheme);
+    size_t k = 0;
+    while (k < 3 && strcmp(name, scheme_names[k]) != 0) k++;
+    if (k == 3) {
+      tok_error(err, errlen, "%s: Metaspace prepend_scheme must be \"always\", \"first\" or \"never\", not \"%s\"",
+                where, name);
+      return -1;
+    }
+    out->prepend = (prepend_scheme)k;
+  }
+  if ((legacy && !json_is_boolean(legacy)) || (split && !json_is_boolean(split))) {
+    tok_error(err, errlen, "%s: Metaspace %s must be true or false", where,
+              legacy && !json_is_boolean(legacy) ? "add_prefix_space" : "split");
+    return -1;
+  }
+  if (json_is_false(legacy)) {
+    if (out->prepend != PREPEND_NEVER && scheme) {
+      tok_error(err, errlen, "%s: Metaspace add_prefix_space false contradicts prepend_scheme \"%s\"", where,
+                scheme_names[out->prepend]);
+      return -1;
+    }
+    out->prepend = PREPEND_NEVER;
+  }
+  out->split = !json_is_false(split);
+  return 0;
+}
+
 int hf_parse_pre_tokenizer(hf_tokenizer *t, json_t *node, const char *where, char *err, size_t errlen) {
   if (json_is_null(node) || !node) return 0;
   const char *type = hf_json_string(node, "type", where, err, errlen);
@@ -169,9 +225,18 @@ int hf_parse_pre_tokenizer(hf_tokenizer *t, json_t *node, const char *where, cha
     step.add_prefix_space = json_flag(node, "add_prefix_space");
     if (json_flag(node, "use_regex") && !(step.re = compile_regex(gpt2_pattern, 0, where, err, errlen))) return -1;
     t->byte_level = true;
+  } else if (!strcmp(type, "Metaspace")) {
+    /* Encoding maps bytes to GPT-2 characters only at the end, so Metaspace would still see the spaces that
+     * Hugging Face's ByteLevel has already turned into U+0120. */
+    if (t->byte_level) {
+      tok_error(err, errlen, "%s: Metaspace after a ByteLevel pre-tokenizer is not supported", where);
+      return -1;
+    }
+    step.kind = PRE_METASPACE;
+    if (hf_parse_metaspace(node, where, &step.meta, err, errlen) < 0) return -1;
   } else {
-    tok_error(err, errlen, "%s: pre-tokenizer type \"%s\" is not supported (supported: Sequence, Split, ByteLevel)",
-              where, type);
+    tok_error(err, errlen, "%s: pre-tokenizer type \"%s\" is not supported (supported: Sequence, Split, ByteLevel, "
+              "Metaspace)", where, type);
     return -1;
   }
   pre_step *grown = realloc(t->pre, (t->n_pre + 1) * sizeof *grown);
@@ -203,8 +268,9 @@ static char *replace_all(const char *s, size_t len, const char *from, const char
   return out;
 }
 
-int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, size_t *out_len, char *err,
-                 size_t errlen) {
+int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, size_t *out_len, bool *start_kept,
+                 char *err, size_t errlen) {
+  *start_kept = true;
   char *cur = malloc(len + 1);
   if (!cur) goto oom;
   memcpy(cur, s, len);
@@ -221,6 +287,10 @@ int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, s
       memcpy(next + plen, cur, len + 1);
       next_len = plen + len;
     } else if (step->kind == NORM_REPLACE) {
+      /* A match replaced by nothing at the front leaves the text starting at a later original character;
+       * a non-empty replacement, a prepend or a Unicode form keep the first character's place. */
+      size_t tlen = strlen(step->text);
+      if (!*step->with && len >= tlen && !memcmp(cur, step->text, tlen)) *start_kept = false;
       if (!(next = replace_all(cur, len, step->text, step->with, &next_len))) goto oom;
     } else {
       utf8proc_uint8_t *mapped = NULL;
@@ -253,10 +323,12 @@ typedef struct {
   size_t errlen;
 } pretok_run;
 
-static int run_from(const pretok_run *r, size_t step, const char *s, size_t len);
+/* at_origin throughout: s begins at offset 0 of the original text. */
+static int run_from(const pretok_run *r, size_t step, const char *s, size_t len, bool at_origin);
 
 /* Splits s at the pattern's matches; matches and the text between them both become pieces (Isolated). */
-static int split_isolated(const pretok_run *r, size_t step, pcre2_code *re, const char *s, size_t len) {
+static int split_isolated(const pretok_run *r, size_t step, pcre2_code *re, const char *s, size_t len,
+                          bool at_origin) {
   pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
   if (!md) {
     tok_error(r->err, r->errlen, "out of memory for regex match data");
@@ -282,19 +354,55 @@ static int split_isolated(const pretok_run *r, size_t step, pcre2_code *re, cons
       from = start + (k ? k : 1);
       continue;
     }
-    if (start > done) status = run_from(r, step + 1, s + done, start - done);
-    if (status == 0) status = run_from(r, step + 1, s + start, end - start);
+    if (start > done) status = run_from(r, step + 1, s + done, start - done, at_origin && done == 0);
+    if (status == 0) status = run_from(r, step + 1, s + start, end - start, at_origin && start == 0);
     done = from = end;
   }
-  if (status == 0 && done < len) status = run_from(r, step + 1, s + done, len - done);
+  if (status == 0 && done < len) status = run_from(r, step + 1, s + done, len - done, at_origin && done == 0);
   pcre2_match_data_free(md);
   return status;
 }
 
-static int run_from(const pretok_run *r, size_t step, const char *s, size_t len) {
+/* Metaspace: every ' ' becomes the replacement, which is also put in front when the scheme says so and the
+ * text does not already start with it; with split, each replacement starts a new piece
+ * ("▁Hello▁world" -> "▁Hello", "▁world"), and text before the first one is a piece of its own. */
+static int run_metaspace(const pretok_run *r, size_t step, const char *s, size_t len, bool at_origin) {
+  const metaspace_opts *m = &r->t->pre[step].meta;
+  size_t rlen = strlen(m->replacement), spaces = 0;
+  for (size_t i = 0; i < len; i++) spaces += s[i] == ' ';
+  bool starts_with = s[0] == ' ' || (len >= rlen && !memcmp(s, m->replacement, rlen));
+  bool prepend = !starts_with && (m->prepend == PREPEND_ALWAYS || (m->prepend == PREPEND_FIRST && at_origin));
+  size_t n = (prepend ? rlen : 0) + len + spaces * (rlen - 1);
+  char *text = malloc(n), *w = text;
+  if (!text) {
+    tok_error(r->err, r->errlen, "out of memory for a %zu-byte Metaspace piece", n);
+    return -1;
+  }
+  if (prepend) memcpy(w, m->replacement, rlen), w += rlen;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == ' ') memcpy(w, m->replacement, rlen), w += rlen;
+    else *w++ = s[i];
+  }
+  int status = 0;
+  if (!m->split) {
+    status = run_from(r, step + 1, text, n, at_origin);
+  } else {
+    /* The text is valid UTF-8, so a byte match of the replacement is a character match. */
+    size_t from = 0;
+    for (const char *hit; status == 0 && (hit = memmem(text + from + 1, n - from - 1, m->replacement, rlen));
+         from = (size_t)(hit - text))
+      status = run_from(r, step + 1, text + from, (size_t)(hit - text) - from, at_origin && from == 0);
+    if (status == 0) status = run_from(r, step + 1, text + from, n - from, at_origin && from == 0);
+  }
+  free(text);
+  return status;
+}
+
+static int run_from(const pretok_run *r, size_t step, const char *s, size_t len, bool at_origin) {
   if (len == 0) return 0;
   if (step == r->t->n_pre) return r->emit(r->ctx, s, len);
   const pre_step *p = &r->t->pre[step];
+  if (p->kind == PRE_METASPACE) return run_metaspace(r, step, s, len, at_origin);
   if (p->kind == PRE_BYTE_LEVEL && p->add_prefix_space && s[0] != ' ') {
     char *spaced = malloc(len + 1);
     if (!spaced) {
@@ -303,15 +411,16 @@ static int run_from(const pretok_run *r, size_t step, const char *s, size_t len)
     }
     spaced[0] = ' ';
     memcpy(spaced + 1, s, len);
-    int status = p->re ? split_isolated(r, step, p->re, spaced, len + 1) : run_from(r, step + 1, spaced, len + 1);
+    int status = p->re ? split_isolated(r, step, p->re, spaced, len + 1, at_origin)
+                       : run_from(r, step + 1, spaced, len + 1, at_origin);
     free(spaced);
     return status;
   }
-  return p->re ? split_isolated(r, step, p->re, s, len) : run_from(r, step + 1, s, len);
+  return p->re ? split_isolated(r, step, p->re, s, len, at_origin) : run_from(r, step + 1, s, len, at_origin);
 }
 
-int hf_pre_tokenize(const hf_tokenizer *t, const char *s, size_t len, hf_piece_fn emit, void *ctx, char *err,
-                    size_t errlen) {
+int hf_pre_tokenize(const hf_tokenizer *t, const char *s, size_t len, bool at_origin, hf_piece_fn emit, void *ctx,
+                    char *err, size_t errlen) {
   pretok_run r = {.t = t, .emit = emit, .ctx = ctx, .err = err, .errlen = errlen};
   /* The JIT's default 32 KiB stack is too small for long runs of whitespace under \s+(?!\S). */
   pcre2_jit_stack *stack = NULL;
@@ -326,7 +435,7 @@ int hf_pre_tokenize(const hf_tokenizer *t, const char *s, size_t len, hf_piece_f
     }
     pcre2_jit_stack_assign(r.mctx, NULL, stack);
   }
-  int status = run_from(&r, 0, s, len);
+  int status = run_from(&r, 0, s, len, at_origin);
   pcre2_match_context_free(r.mctx);
   pcre2_jit_stack_free(stack);
   return status;

@@ -5,6 +5,10 @@
  *  - llama2.c tokenizer.bin (tokenizer_load_llama2c): SentencePiece scores, encoded the way llama2.c's
  *    run.c does (dummy " " prefix, byte fallback as id = byte + 3, greedy best-score merges). BOS = 1, EOS = 2.
  *  - Hugging Face tokenizer.json with a BPE model (SentencePiece-style, byte-level, NFC byte-level).
+ *    SentencePiece-style files come in both exports: the older Prepend("▁") + Replace(" ", "▁") normalizer,
+ *    and the Metaspace pre-tokenizer and decoder (prepend_scheme always / first / never or the legacy
+ *    add_prefix_space, split or not), alone or inside a Sequence. "first" prefixes only the text at offset 0,
+ *    so nothing after an added token, as Hugging Face does.
  *    BOS/EOS/PAD come from tokenizer_config.json beside the file when it exists (its bos_token /
  *    eos_token / pad_token, a string or {"content": ...}, null meaning "none"); otherwise BOS and EOS are
  *    the special tokens before and after $A in a TemplateProcessing post-processor's "single" template.
