@@ -8,15 +8,22 @@
 #include "crypto.h"
 #include "dp.h"
 #include "log.h"
+#include "secagg_protocol.h"
 
 static const char *const dp_mode_names[] = {"off", "central", "distributed"};
 
 int agg_privacy_available(const agg_config *cfg, char *err, size_t errlen) {
   if (!cfg->privacy.secagg) return 0;
-  snprintf(err, errlen,
-           "[privacy] secagg: secure aggregation is not available yet (the protocol is not yet wired to the "
-           "network; updates would reach the aggregator unmasked): set secagg = off");
-  return -1;
+  if (cfg->server.allowed_clients.count > SECAGG_MAX_SITES)
+    return snprintf(err, errlen, "[privacy] secagg: %d allowed clients, secure aggregation takes at most %d",
+                    cfg->server.allowed_clients.count, SECAGG_MAX_SITES),
+           -1;
+  if (cfg->privacy.dp == AGG_DP_OFF && cfg->aggregation.weighting == AGG_WEIGHT_TOKENS)
+    return snprintf(err, errlen,
+                    "[aggregation] weighting = tokens cannot be used with secagg: a round's token count would have to "
+                    "be revealed or fixed in advance; use examples or uniform"),
+           -1;
+  return 0;
 }
 
 double agg_privacy_rate(const agg_config *cfg) {

@@ -10,9 +10,8 @@
 
 #include "agg_config.h"
 
-/* -1 with the reason when the configuration asks for secagg = on: the protocol exists as pure
- * state machines (common/secagg_protocol.h, tested in one process) but is not yet carried by the
- * network, and a run must not believe its updates are masked when they are not. */
+/* Secure aggregation's own start-up limits: at most SECAGG_MAX_SITES allowed clients, and no token
+ * weighting (a round's token count would have to travel in the clear). 0, or -1 with the reason. */
 int agg_privacy_available(const agg_config *cfg, char *err, size_t errlen);
 
 /* Sampling rate of a round: clients_per_round / allowed sites (1 when every site takes part). */

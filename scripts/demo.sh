@@ -12,7 +12,8 @@
 # per site and pooled.
 #
 # Writes runs/demo/: summary.json, global-adapter/ (the final global adapter, a PEFT directory),
-# logs/, and the run's state. Environment: FEDLORA_DEMO_PORT (default 7443).
+# logs/, and the run's state. Environment: FEDLORA_DEMO_PORT (default 7443); FEDLORA_DEMO_SET, extra
+# aggregator settings forwarded as --set, e.g. "privacy.secagg=on model.lora_mode=ffa".
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${FEDLORA_BUILD_DIR:-$top/build}
@@ -52,8 +53,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
+extra_sets=()
+for kv in ${FEDLORA_DEMO_SET:-}; do extra_sets+=(--set "$kv"); done
 "$build/fedlora-aggregator" --config "$top/examples/aggregator.ini" --set "server.listen=127.0.0.1:$port" \
-  >"$demo/logs/aggregator.log" 2>&1 &
+  "${extra_sets[@]}" >"$demo/logs/aggregator.log" 2>&1 &
 agg=$!
 pids+=($agg)
 for _ in $(seq 50); do

@@ -87,7 +87,8 @@ fed_write_agg_config
   --set rounds.min_clients=2 >refused.log 2>&1
 expect "secagg + median: the aggregator refuses to start" 2 "$?"
 expect_in "secagg + median: the reason" refused.log "median needs every site's update, which secure aggregation hides"
-"$fed_bin/fedlora-aggregator" --config agg.ini --set privacy.secagg=on --set rounds.min_clients=2 >secagg.log 2>&1
-expect "secagg alone: refused while the protocol is not on the network" 1 "$?"
-expect_in "secagg alone: the reason" secagg.log "secure aggregation is not available yet"
+"$fed_bin/fedlora-aggregator" --config agg.ini --set privacy.secagg=on --set rounds.min_clients=2 \
+  --set aggregation.weighting=tokens >secagg.log 2>&1
+expect "secagg + token weights: refused at startup" 1 "$?"
+expect_in "secagg + token weights: the reason" secagg.log "weighting = tokens cannot be used with secagg"
 fed_finish
