@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agg_ops.h"
 #include "agg_privacy.h"
 #include "agg_robust.h"
 #include "aggregate.h"
@@ -59,10 +60,19 @@ struct federation {
   secagg_host sa_host;
   pthread_mutex_t mu;
   pthread_cond_t changed;        /* round state changed: wakes AwaitRound */
+  int transfers;                 /* downloads and uploads holding a payload now (<= MAX_TRANSFERS) */
+  pthread_cond_t transfer_done;
   rpc_server *server;
+  agg_ops *ops;                  /* audit log and metrics */
   pthread_t ticker;
   atomic_int stop;
 };
+
+/* Each download or upload holds its payload several times over (a copy, gRPC's buffers, the
+ * decoded message), so with every site transferring at once memory would grow with the number of
+ * sites; beyond this many the others wait their turn. Twice the RPC layer's per-site call limit
+ * (8), so one site stalling its streams cannot take every slot from the others. */
+enum { MAX_TRANSFERS = 16 };
 
 static double now_mono(void) {
   struct timespec ts;
@@ -266,6 +276,7 @@ static grpc_status_code handle_join(rpc_call *call, void *user) {
   s->val_examples = req->val_examples;
   s->last_seen = time(NULL);
   if (changed) {
+    agg_ops_join(f->ops, site, req->train_examples, req->val_examples, f->n_sites);
     log_info("site %s joined: %llu training examples, %llu tokens, %llu validation examples (%s)", site,
              (unsigned long long)req->train_examples, (unsigned long long)req->train_tokens,
              (unsigned long long)req->val_examples, req->client_version);
@@ -355,8 +366,39 @@ static grpc_status_code send_payload(rpc_call *call, const payload_layout *pl, c
   return code;
 }
 
-static grpc_status_code handle_download(rpc_call *call, void *user) {
-  federation *f = user;
+/* Waits for a transfer slot: 0, or -1 when the call ended or the server stops meanwhile. */
+static int transfer_begin(federation *f, rpc_call *call) {
+  pthread_mutex_lock(&f->mu);
+  while (f->transfers >= MAX_TRANSFERS && !atomic_load(&f->stop) && !rpc_call_done(call)) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    pthread_cond_timedwait(&f->transfer_done, &f->mu, &ts);
+  }
+  int ok = f->transfers < MAX_TRANSFERS;
+  if (ok) f->transfers++;
+  pthread_mutex_unlock(&f->mu);
+  return ok ? 0 : -1;
+}
+
+static void transfer_end(federation *f) {
+  pthread_mutex_lock(&f->mu);
+  f->transfers--;
+  pthread_cond_signal(&f->transfer_done);
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* Runs a download or upload handler within a transfer slot. */
+static grpc_status_code transfer_run(rpc_call *call, federation *f,
+                                     grpc_status_code (*body)(rpc_call *, federation *)) {
+  if (transfer_begin(f, call) != 0)
+    return rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "the call ended while waiting for a transfer slot");
+  grpc_status_code code = body(call, f);
+  transfer_end(f);
+  return code;
+}
+
+static grpc_status_code download_body(rpc_call *call, federation *f) {
   const Fedlora__V1__DownloadRequest *req = (const Fedlora__V1__DownloadRequest *)rpc_call_request(call);
   if (!site_allowed(f, rpc_call_peer(call)))
     return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "site '%s' is not in allowed_clients",
@@ -396,6 +438,7 @@ static grpc_status_code handle_download(rpc_call *call, void *user) {
   free(values);
   pthread_mutex_lock(&f->mu);
   f->bytes_out += sent;
+  if (code == GRPC_STATUS_OK) agg_ops_adapter_sent(f->ops, rpc_call_peer(call), req->round, sha, sent);
   site_info *asker = site_get(f, rpc_call_peer(call));
   if (final && code == GRPC_STATUS_OK && asker) asker->saw_finished = 1;
   pthread_mutex_unlock(&f->mu);
@@ -469,8 +512,7 @@ static json_t *submission_meta(const Fedlora__V1__UpdateHeader *h, const uint8_t
   return meta;
 }
 
-static grpc_status_code handle_submit(rpc_call *call, void *user) {
-  federation *f = user;
+static grpc_status_code submit_body(rpc_call *call, federation *f) {
   const char *site = rpc_call_peer(call);
   char err[512];
   if (!site_allowed(f, site))
@@ -543,6 +585,7 @@ static grpc_status_code handle_submit(rpc_call *call, void *user) {
         s->last_submitted = f->rm.round;
         round_record_submission(&f->rm, site);
         f->bytes_in += rx.size;
+        agg_ops_update_received(f->ops, site, f->rm.round, rx.want, rx.size, first->header->example_count);
         log_info("round %u: update from %s accepted (%llu examples, %zu bytes)", f->rm.round, site,
                  (unsigned long long)first->header->example_count, rx.size);
         pthread_cond_broadcast(&f->changed);
@@ -563,6 +606,20 @@ static grpc_status_code handle_submit(rpc_call *call, void *user) {
   payload_rx_free(&rx);
   protobuf_c_message_free_unpacked(msg, NULL);
   return code;
+}
+
+/* A refused call goes to the audit log and the metrics with its reason. */
+static grpc_status_code noted(rpc_call *call, federation *f, grpc_status_code code) {
+  if (code != GRPC_STATUS_OK)
+    agg_ops_refused(f->ops, rpc_call_peer(call), rpc_call_method(call), code, rpc_call_message(call));
+  return code;
+}
+static grpc_status_code handle_join_noted(rpc_call *call, void *user) { return noted(call, user, handle_join(call, user)); }
+static grpc_status_code handle_download(rpc_call *call, void *user) {
+  return noted(call, user, transfer_run(call, user, download_body));
+}
+static grpc_status_code handle_submit(rpc_call *call, void *user) {
+  return noted(call, user, transfer_run(call, user, submit_body));
 }
 
 static grpc_status_code handle_status(rpc_call *call, void *user) {
@@ -618,7 +675,7 @@ static grpc_status_code handle_sa_get_survivors(rpc_call *c, void *u) {
 static grpc_status_code handle_sa_unmask(rpc_call *c, void *u) { return secagg_handle_unmask(c, &((federation *)u)->sa_host); }
 
 static const rpc_method methods[] = {
-    {FED_JOIN, RPC_UNARY, &fedlora__v1__join_request__descriptor, handle_join},
+    {FED_JOIN, RPC_UNARY, &fedlora__v1__join_request__descriptor, handle_join_noted},
     {FED_AWAIT_ROUND, RPC_UNARY, &fedlora__v1__await_round_request__descriptor, handle_await},
     {FED_DOWNLOAD_ADAPTER, RPC_SERVER_STREAMING, &fedlora__v1__download_request__descriptor, handle_download},
     {FED_SUBMIT_UPDATE, RPC_CLIENT_STREAMING, &fedlora__v1__update_chunk__descriptor, handle_submit},
@@ -764,6 +821,7 @@ static int round_aggregate_commit(federation *f) {
     memcpy(f->global_payload, next, n * sizeof(float));
     memcpy(f->sopt_state, state, f->n_state * sizeof(float));
     sha256_bytes(f->global_payload, payload_bytes(&f->layout), f->global_sha);
+    agg_ops_round_committed(f->ops, f->rm.round, f->global_sha, metrics);
     json_t *vl = json_object_get(metrics, "val_loss");
     log_info("round %u committed: %d updates, validation loss of the previous global adapter %s%.4f", f->rm.round,
              g.acc.count, json_is_number(vl) ? "" : "n/a ", json_is_number(vl) ? json_number_value(vl) : 0.0);
@@ -845,11 +903,13 @@ static void *ticker_main(void *arg) {
       case ROUND_EVENT_OPENED:
         f->bytes_in = f->bytes_out = 0;
         log_info("round %u/%u open for %d sites", f->rm.round, f->rm.policy.total, round_selected_count(&f->rm));
+        agg_ops_round_opened(f->ops, f->rm.round, f->rm.attempt, round_selected_count(&f->rm));
         secagg_open(f);
         state_save_logged(f);
         break;
       case ROUND_EVENT_ABORTED:
         log_missing(f);
+        agg_ops_round_aborted(f->ops, f->rm.round, f->rm.attempt, "deadline passed below quorum");
         if (store_pending_clear(&f->st, f->rm.round, err, sizeof err) != 0) log_error("%s", err);
         secagg_open(f);
         state_save_logged(f);
@@ -922,6 +982,7 @@ static int load_global(federation *f, int last, char *err, size_t errlen) {
 
 /* Everything but the server and the round thread, which federation_stop ends first. */
 static void federation_free(federation *f) {
+  agg_ops_stop(f->ops);
   secagg_round_close(&f->sa);
   lora_free(&f->global);
   payload_layout_free(&f->layout);
@@ -930,6 +991,7 @@ static void federation_free(federation *f) {
   free(f->plan_targets);
   pthread_mutex_destroy(&f->mu);
   pthread_cond_destroy(&f->changed);
+  pthread_cond_destroy(&f->transfer_done);
   free(f);
 }
 
@@ -938,8 +1000,10 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   f->cfg = cfg;
   pthread_mutex_init(&f->mu, NULL);
   pthread_cond_init(&f->changed, NULL);
+  pthread_cond_init(&f->transfer_done, NULL);
   model base;
   if (agg_privacy_available(cfg, err, errlen) != 0) goto fail;
+  if (!(f->ops = agg_ops_start(cfg, err, errlen))) goto fail;
   if (model_load(&base, cfg->model.base, err, errlen) != 0) goto fail;
   f->mc = base.config;
   model_free(&base);
@@ -974,7 +1038,9 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   if (state_save(f, err, errlen) != 0) goto fail;
   f->sa_host = (secagg_host){.cfg = cfg, .mu = &f->mu, .changed = &f->changed, .stop = &f->stop, .sr = &f->sa,
                              .rm = &f->rm, .bytes_in = &f->bytes_in, .d = f->layout.floats};
+  agg_ops_run_started(f->ops, f->run_id, f->fingerprint, f->rm.committed, f->rm.policy.total);
   if (round_tick(&f->rm, now_mono()) == ROUND_EVENT_OPENED) {
+    agg_ops_round_opened(f->ops, f->rm.round, f->rm.attempt, round_selected_count(&f->rm));
     if (cfg->privacy.secagg) {
       secagg_open(f);
       if (state_save(f, err, errlen) != 0) goto fail;

@@ -29,6 +29,10 @@ typedef struct {
     int format;         /* a data_format (dataset.h): auto, jsonl, text, ids, in that order */
     double val_fraction;
   } data;
+  struct {
+    char *file;         /* the audit log (audit.h); NULL: none */
+  } audit;
+  int simulate;         /* --simulate (command line only): no data, a seeded random update per round */
 } site_config;
 
 extern const config_schema site_config_schema;

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "site.h"
 #include "site_config.h"
+#include "site_train.h"
 
 static volatile int stop_requested;
 
@@ -27,18 +28,25 @@ static void usage(FILE *out) {
           "  --config FILE        INI configuration (see examples/client.ini)\n"
           "  --set S.K=V          override one key, e.g. --set client.threads=2 (repeatable)\n"
           "  --print-config       print the effective configuration and exit\n"
+          "  --log-format F       text (default) or json: one object per line (ts, level, program, msg)\n"
+          "  --log-level L        debug, info, warn, error or off; overrides the configuration's log_level\n"
+          "  --simulate           load test: read no data, train nothing, send a seeded random update of\n"
+          "                       the planned shape each round (declares %d training examples)\n"
           "  --help-config        list every key with its default and meaning\n"
           "  --version            print the version\n"
           "\n"
           "Exit status: 0 the run finished (final adapter in state_dir/final), 2 bad usage or\n"
           "configuration, 3 refused by the aggregator (certificate, allowed_clients, base model),\n"
-          "4 local failure (model, data, disk), 5 stopped by a signal.\n");
+          "4 local failure (model, data, disk), 5 stopped by a signal.\n",
+          SITE_SIMULATED_EXAMPLES);
 }
 
 int main(int argc, char **argv) {
   log_set_program("fedlora-client");
   config_cli cli = {0};
+  log_cli logs = LOG_CLI_INIT;
   char err[1024];
+  int simulate = 0;
   for (int i = 1; i < argc; i++) {
     int took = config_cli_take(&cli, argc, argv, &i, err, sizeof err);
     if (took < 0) {
@@ -46,6 +54,11 @@ int main(int argc, char **argv) {
       return SITE_EXIT_USAGE;
     }
     if (took) continue;
+    if ((took = log_cli_take(&logs, argc, argv, &i, err, sizeof err)) != 0) {
+      if (took > 0) continue;
+      fprintf(stderr, "fedlora-client: %s\n", err);
+      return SITE_EXIT_USAGE;
+    }
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage(stdout);
       return 0;
@@ -53,6 +66,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--help-config")) {
       config_describe(&site_config_schema, stdout);
       return 0;
+    }
+    if (!strcmp(argv[i], "--simulate")) {
+      simulate = 1;
+      continue;
     }
     if (!strcmp(argv[i], "--version")) {
       printf("fedlora-client %s\n", FEDLORA_VERSION);
@@ -71,12 +88,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "fedlora-client: %s\n", err);
     return SITE_EXIT_USAGE;
   }
+  cfg.simulate = simulate;
   if (cli.print) {
     config_print(&site_config_schema, &cfg, stdout);
     site_config_free(&cfg);
     return 0;
   }
-  log_set_level(cfg.client.log_level);
+  log_cli_apply(&logs, cfg.client.log_level);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

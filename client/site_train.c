@@ -81,6 +81,12 @@ site_trainer *site_trainer_build(const site_config *cfg, char *err, size_t errle
     free(st);
     return NULL;
   }
+  if (cfg->simulate) { /* no tokenizer and no data: only the base model's shape and fingerprint */
+    st->train_records = SITE_SIMULATED_EXAMPLES;
+    if (model_fingerprint(cfg->model.base, st->fingerprint, err, errlen) == 0) return st;
+    site_trainer_free(st);
+    return NULL;
+  }
   if (model_fingerprint(cfg->model.base, st->fingerprint, err, errlen) != 0 ||
       !(st->tok = tokenizer_for_model(cfg->model.base, cfg->model.tokenizer, st->base.config.vocab_size, err,
                                       errlen)) ||
@@ -94,8 +100,10 @@ site_trainer *site_trainer_build(const site_config *cfg, char *err, size_t errle
 void site_trainer_free(site_trainer *st) {
   if (!st) return;
   if (st->planned) {
-    trainer_free(&st->t);
-    site_data_free(&st->data);
+    if (!st->cfg->simulate) {
+      trainer_free(&st->t);
+      site_data_free(&st->data);
+    }
     payload_layout_free(&st->layout);
     lora_free(&st->ad);
     free(st->start);
@@ -112,7 +120,7 @@ const payload_layout *site_trainer_layout(const site_trainer *st) { return &st->
 void site_trainer_describe(const site_trainer *st, Fedlora__V1__JoinRequest *req) {
   req->train_examples = st->train_records;
   req->val_examples = st->val_records;
-  req->train_tokens = st->planned ? st->data.train[0].counted_tokens : 0;
+  req->train_tokens = st->planned && !st->cfg->simulate ? st->data.train[0].counted_tokens : 0;
 }
 
 int site_trainer_plan(site_trainer *st, const Fedlora__V1__JoinResponse *plan, char *err, size_t errlen) {
@@ -136,8 +144,9 @@ int site_trainer_plan(site_trainer *st, const Fedlora__V1__JoinResponse *plan, c
   st->planned = 1;
   st->start = calloc(st->ad.num_params + 1, sizeof(float));
   data_spec spec = site_spec(st->cfg);
-  if (payload_layout_build(&st->layout, &st->ad, &st->base.config, lc.freeze_a, err, errlen) != 0 ||
-      site_data_load(&st->data, &spec, st->tok, st->base.config.vocab_size, st->tcfg.seq_len, 1, 0, err, errlen) != 0)
+  if (payload_layout_build(&st->layout, &st->ad, &st->base.config, lc.freeze_a, err, errlen) != 0) return -1;
+  if (st->cfg->simulate) return 0;
+  if (site_data_load(&st->data, &spec, st->tok, st->base.config.vocab_size, st->tcfg.seq_len, 1, 0, err, errlen) != 0)
     return -1;
   long steps = st->train.local_steps;
   if (steps <= 0) steps = (long)ceil(st->train.local_epochs * (double)mixture_windows(&st->data.mix) / st->tcfg.batch);
@@ -145,9 +154,31 @@ int site_trainer_plan(site_trainer *st, const Fedlora__V1__JoinResponse *plan, c
   return trainer_build(&st->t, &st->base, &st->ad, &st->tcfg, err, errlen);
 }
 
+/* splitmix64: the simulated update only needs to be cheap and reproducible from the round's seed. */
+static uint64_t splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* --simulate: the global adapter plus uniform noise in [-1e-3, 1e-3), seeded like training. */
+static void simulate_round(const site_trainer *st, const float *global, uint64_t seed, float *update,
+                           Fedlora__V1__SiteMetrics *metrics) {
+  uint64_t state = seed;
+  for (size_t i = 0; i < st->layout.floats; i++)
+    update[i] = global[i] + 1e-3f * (float)((double)(splitmix64(&state) >> 11) * 0x1.0p-52 - 1.0);
+  metrics->train_loss = NAN;
+  metrics->val_loss_before = NAN;
+}
+
 int site_trainer_round(site_trainer *st, const float *global, uint64_t seed, float *update,
                        Fedlora__V1__SiteMetrics *metrics, site_progress_fn progress, void *user, char *err,
                        size_t errlen) {
+  if (st->cfg->simulate) {
+    simulate_round(st, global, seed, update, metrics);
+    return 0;
+  }
   /* Start exactly from the global adapter. With FFA-LoRA only B travels: A is regenerated from the
    * plan's seed, identical at every site. */
   lora_init(&st->ad, st->init_seed);

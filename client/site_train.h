@@ -13,6 +13,9 @@
 
 typedef struct site_trainer site_trainer;
 
+/* Training examples a --simulate site declares (it reads no data). */
+enum { SITE_SIMULATED_EXAMPLES = 100 };
+
 /* Loads the base model, its fingerprint, the tokenizer and the site's data. NULL with err. */
 site_trainer *site_trainer_build(const site_config *cfg, char *err, size_t errlen);
 void site_trainer_free(site_trainer *st);
