@@ -90,10 +90,9 @@ static int encode_piece(void *ctx, const char *s, size_t len) {
 static int encode_segment(encode_ctx *c, const char *s, size_t len, bool at_origin) {
   char *normalized;
   size_t nlen;
-  bool start_kept;
-  if (hf_normalize(c->t, s, len, &normalized, &nlen, &start_kept, c->err, c->errlen) < 0) return -1;
-  int status =
-      hf_pre_tokenize(c->t, normalized, nlen, at_origin && start_kept, encode_piece, c, c->err, c->errlen);
+  bool first_kept;
+  if (hf_normalize(c->t, s, len, &normalized, &nlen, &first_kept, c->err, c->errlen) < 0) return -1;
+  int status = hf_pre_tokenize(c->t, normalized, nlen, at_origin, first_kept, encode_piece, c, c->err, c->errlen);
   free(normalized);
   return status;
 }

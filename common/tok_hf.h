@@ -86,17 +86,18 @@ void hf_free_steps(hf_tokenizer *t);
 /* Reads a Metaspace node's replacement, prepend_scheme (or legacy add_prefix_space) and split. */
 int hf_parse_metaspace(json_t *node, const char *where, metaspace_opts *out, char *err, size_t errlen);
 
-/* Normalizes s[0..len) into a fresh malloc'd, NUL-terminated *out. *start_kept turns false when a normalizer
- * deleted the text's beginning, so that the normalized text no longer starts at s's first character (as Hugging
- * Face's offsets would say); Metaspace's prepend_scheme "first" needs that. */
-int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, size_t *out_len, bool *start_kept,
+/* Normalizes s[0..len) into a fresh malloc'd, NUL-terminated *out. *first_kept turns false when a normalizer
+ * deleted the beginning of s, so that the first normalized character no longer maps to s's first one. */
+int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, size_t *out_len, bool *first_kept,
                  char *err, size_t errlen);
 
 typedef int (*hf_piece_fn)(void *ctx, const char *s, size_t len);
-/* Runs the pre-tokenizers over s[0..len) and calls emit on each non-empty piece, in order. at_origin says s
- * begins at offset 0 of the text being encoded (not after an added token). */
-int hf_pre_tokenize(const hf_tokenizer *t, const char *s, size_t len, bool at_origin, hf_piece_fn emit, void *ctx,
-                    char *err, size_t errlen);
+/* Runs the pre-tokenizers over s[0..len) and calls emit on each non-empty piece, in order. Metaspace's
+ * prepend_scheme "first" needs to know which piece begins at offset 0 of the text being encoded, as Hugging Face
+ * counts it: at_origin says s (a normalized segment) starts there, that is, not after an added token; a piece cut
+ * from s at its start does too only if first_kept (from hf_normalize). */
+int hf_pre_tokenize(const hf_tokenizer *t, const char *s, size_t len, bool at_origin, bool first_kept,
+                    hf_piece_fn emit, void *ctx, char *err, size_t errlen);
 
 int hf_decode(const tokenizer *tok, const int *ids, size_t n, bool skip_special, token_text *out, char *err,
               size_t errlen);

@@ -268,9 +268,9 @@ static char *replace_all(const char *s, size_t len, const char *from, const char
   return out;
 }
 
-int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, size_t *out_len, bool *start_kept,
+int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, size_t *out_len, bool *first_kept,
                  char *err, size_t errlen) {
-  *start_kept = true;
+  *first_kept = true;
   char *cur = malloc(len + 1);
   if (!cur) goto oom;
   memcpy(cur, s, len);
@@ -288,9 +288,9 @@ int hf_normalize(const hf_tokenizer *t, const char *s, size_t len, char **out, s
       next_len = plen + len;
     } else if (step->kind == NORM_REPLACE) {
       /* A match replaced by nothing at the front leaves the text starting at a later original character;
-       * a non-empty replacement, a prepend or a Unicode form keep the first character's place. */
+       * a non-empty replacement, a prepend or a Unicode form map their first character to the old first one. */
       size_t tlen = strlen(step->text);
-      if (!*step->with && len >= tlen && !memcmp(cur, step->text, tlen)) *start_kept = false;
+      if (!*step->with && len >= tlen && !memcmp(cur, step->text, tlen)) *first_kept = false;
       if (!(next = replace_all(cur, len, step->text, step->with, &next_len))) goto oom;
     } else {
       utf8proc_uint8_t *mapped = NULL;
@@ -319,12 +319,19 @@ typedef struct {
   hf_piece_fn emit;
   void *ctx;
   pcre2_match_context *mctx;
+  bool first_kept;  /* see hf_pre_tokenize */
   char *err;
   size_t errlen;
 } pretok_run;
 
-/* at_origin throughout: s begins at offset 0 of the original text. */
+/* at_origin throughout: s begins at offset 0 of the text being encoded, as Hugging Face's offsets_original
+ * says. A piece cut from s is a slice whose offset is that of its first character: the origin only when it
+ * starts s and that character was not moved off the origin by a normalizer. */
 static int run_from(const pretok_run *r, size_t step, const char *s, size_t len, bool at_origin);
+
+static bool slice_at_origin(const pretok_run *r, bool at_origin, size_t start) {
+  return at_origin && start == 0 && r->first_kept;
+}
 
 /* Splits s at the pattern's matches; matches and the text between them both become pieces (Isolated). */
 static int split_isolated(const pretok_run *r, size_t step, pcre2_code *re, const char *s, size_t len,
@@ -354,11 +361,12 @@ static int split_isolated(const pretok_run *r, size_t step, pcre2_code *re, cons
       from = start + (k ? k : 1);
       continue;
     }
-    if (start > done) status = run_from(r, step + 1, s + done, start - done, at_origin && done == 0);
-    if (status == 0) status = run_from(r, step + 1, s + start, end - start, at_origin && start == 0);
+    if (start > done) status = run_from(r, step + 1, s + done, start - done, slice_at_origin(r, at_origin, done));
+    if (status == 0) status = run_from(r, step + 1, s + start, end - start, slice_at_origin(r, at_origin, start));
     done = from = end;
   }
-  if (status == 0 && done < len) status = run_from(r, step + 1, s + done, len - done, at_origin && done == 0);
+  if (status == 0 && done < len)
+    status = run_from(r, step + 1, s + done, len - done, slice_at_origin(r, at_origin, done));
   pcre2_match_data_free(md);
   return status;
 }
@@ -391,8 +399,8 @@ static int run_metaspace(const pretok_run *r, size_t step, const char *s, size_t
     size_t from = 0;
     for (const char *hit; status == 0 && (hit = memmem(text + from + 1, n - from - 1, m->replacement, rlen));
          from = (size_t)(hit - text))
-      status = run_from(r, step + 1, text + from, (size_t)(hit - text) - from, at_origin && from == 0);
-    if (status == 0) status = run_from(r, step + 1, text + from, n - from, at_origin && from == 0);
+      status = run_from(r, step + 1, text + from, (size_t)(hit - text) - from, slice_at_origin(r, at_origin, from));
+    if (status == 0) status = run_from(r, step + 1, text + from, n - from, slice_at_origin(r, at_origin, from));
   }
   free(text);
   return status;
@@ -419,9 +427,9 @@ static int run_from(const pretok_run *r, size_t step, const char *s, size_t len,
   return p->re ? split_isolated(r, step, p->re, s, len, at_origin) : run_from(r, step + 1, s, len, at_origin);
 }
 
-int hf_pre_tokenize(const hf_tokenizer *t, const char *s, size_t len, bool at_origin, hf_piece_fn emit, void *ctx,
-                    char *err, size_t errlen) {
-  pretok_run r = {.t = t, .emit = emit, .ctx = ctx, .err = err, .errlen = errlen};
+int hf_pre_tokenize(const hf_tokenizer *t, const char *s, size_t len, bool at_origin, bool first_kept,
+                    hf_piece_fn emit, void *ctx, char *err, size_t errlen) {
+  pretok_run r = {.t = t, .emit = emit, .ctx = ctx, .first_kept = first_kept, .err = err, .errlen = errlen};
   /* The JIT's default 32 KiB stack is too small for long runs of whitespace under \s+(?!\S). */
   pcre2_jit_stack *stack = NULL;
   if (t->n_pre) {

@@ -133,25 +133,25 @@ static void check_llama2(const char *dir) {
 /* <unk> 0, ▁ 1, a 2, b 3, ▁a 4, ▁b 5, a▁ 6, ▁▁ 7; added <sep> 8 (special). Merges by rank: "a ▁" (0), "▁ a" (1),
  * "▁ b" (2), "▁ ▁" (3). Without split, "▁a▁b" merges a+▁ first and ends as ▁ a▁ b; with split the pieces are
  * "▁a" and "▁b". */
-static const char *write_tiny(const char *dir, const char *pre, const char *dec) {
+static const char *write_tiny(const char *dir, const char *norm, const char *pre, const char *dec) {
   static char path[512];
   snprintf(path, sizeof path, "%s/tokenizer.json", dir);
   FILE *f = fopen(path, "w");
   if (!f) return NULL;
   fprintf(f,
-          "{\"added_tokens\":[{\"id\":8,\"content\":\"<sep>\",\"special\":true}],\"normalizer\":null,"
+          "{\"added_tokens\":[{\"id\":8,\"content\":\"<sep>\",\"special\":true}],\"normalizer\":%s,"
           "\"pre_tokenizer\":%s,\"decoder\":%s,\"post_processor\":null,"
           "\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"vocab\":{\"<unk>\":0,\"" SP "\":1,\"a\":2,\"b\":3,"
           "\"" SP "a\":4,\"" SP "b\":5,\"a" SP "\":6,\"" SP SP "\":7},"
           "\"merges\":[\"a " SP "\",\"" SP " a\",\"" SP " b\",\"" SP " " SP "\"]}}",
-          pre, dec);
+          norm, pre, dec);
   fclose(f);
   return path;
 }
 
-static tokenizer *load_tiny(const char *dir, const char *pre, const char *dec) {
+static tokenizer *load_tiny(const char *dir, const char *norm, const char *pre, const char *dec) {
   char err[512] = "";
-  const char *path = write_tiny(dir, pre, dec);
+  const char *path = write_tiny(dir, norm, pre, dec);
   tokenizer *tok = path ? tokenizer_load(path, err, sizeof err) : NULL;
   CHECK_MSG(tok != NULL, "pre_tokenizer %s, decoder %s: %s", pre, dec, err);
   return tok;
@@ -159,7 +159,7 @@ static tokenizer *load_tiny(const char *dir, const char *pre, const char *dec) {
 
 static void check_rejected(const char *dir, const char *pre, const char *dec, const char *named) {
   char err[512] = "";
-  const char *path = write_tiny(dir, pre, dec);
+  const char *path = write_tiny(dir, "null", pre, dec);
   tokenizer *tok = path ? tokenizer_load(path, err, sizeof err) : NULL;
   CHECK_MSG(tok == NULL, "pre_tokenizer %s, decoder %s loaded", pre, dec);
   tokenizer_free(tok);
@@ -167,6 +167,10 @@ static void check_rejected(const char *dir, const char *pre, const char *dec, co
 }
 
 #define META(options) "{\"type\":\"Metaspace\",\"replacement\":\"" SP "\"" options "}"
+/* A literal Split on pattern, then Metaspace "first". */
+#define SPLIT_THEN_FIRST(pattern)                                                                              \
+  "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"String\":\"" pattern "\"},"     \
+  "\"behavior\":\"Isolated\",\"invert\":false}," META(",\"prepend_scheme\":\"first\"") "]}"
 
 static void check_tiny_encode(const char *dir) {
   static const struct {
@@ -205,24 +209,35 @@ static void check_tiny_encode(const char *dir) {
     char pre[256], what[320];
     snprintf(pre, sizeof pre, META("%s"), cases[i].options);
     snprintf(what, sizeof what, "Metaspace{%s}", cases[i].options);
-    tokenizer *tok = load_tiny(dir, pre, "null");
+    tokenizer *tok = load_tiny(dir, "null", pre, "null");
     if (!tok) continue;
     check_ids(tok, what, cases[i].text, cases[i].want, cases[i].n);
     tokenizer_free(tok);
   }
   /* Inside a Sequence, after a literal Split on "b": pieces "a", "b", " a"; only "a" is at offset 0, so "first"
    * prefixes it alone: ▁a | b | ▁a (the last already starts with the replacement once its space is). */
-  tokenizer *tok = load_tiny(dir,
-                             "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"String\":"
-                             "\"b\"},\"behavior\":\"Isolated\",\"invert\":false}," META(",\"prepend_scheme\":\"first\"")
-                             "]}",
-                             "null");
+  tokenizer *tok = load_tiny(dir, "null", SPLIT_THEN_FIRST("b"), "null");
   if (tok) check_ids(tok, "Sequence[Split, Metaspace first]", "ab a", IDS(4, 3, 4));
+  tokenizer_free(tok);
+
+  /* Hugging Face's offset of a segment is where it starts in the input, whatever the normalizer did, but a
+   * piece cut from it starts where its first character came from. A normalizer deleting the leading "x" of
+   * "xa b" therefore leaves Metaspace alone prefixing "a b" (▁a ▁b), while after a Split (matching nothing,
+   * still a cut) the piece starts at offset 1 and gets no prefix (a ▁b). */
+  static const char drop_x[] = "{\"type\":\"Replace\",\"pattern\":{\"String\":\"x\"},\"content\":\"\"}";
+  tok = load_tiny(dir, drop_x, META(",\"prepend_scheme\":\"first\""), "null");
+  if (tok) check_ids(tok, "Replace x->\"\", Metaspace first", "xa b", IDS(4, 5));
+  tokenizer_free(tok);
+  tok = load_tiny(dir, drop_x, SPLIT_THEN_FIRST("q"), "null");
+  if (tok) {
+    check_ids(tok, "Replace x->\"\", Sequence[Split, Metaspace first]", "xa b", IDS(2, 5));
+    check_ids(tok, "Replace x->\"\", Sequence[Split, Metaspace first]", "ax b", IDS(4, 5));
+  }
   tokenizer_free(tok);
 }
 
 static void check_tiny_decode(const char *dir) {
-  tokenizer *tok = load_tiny(dir, META(""), META(",\"prepend_scheme\":\"first\",\"split\":false"));
+  tokenizer *tok = load_tiny(dir, "null", META(""), META(",\"prepend_scheme\":\"first\",\"split\":false"));
   if (tok) {
     check_text(tok, "decode first", IDS(4, 5), false, "a b");
     check_text(tok, "decode first", IDS(1, 6, 3), false, "a b");
@@ -235,17 +250,17 @@ static void check_tiny_decode(const char *dir) {
     check_text(tok, "decode first", IDS(8), true, "");
   }
   tokenizer_free(tok);
-  tok = load_tiny(dir, META(""), META(",\"prepend_scheme\":\"never\""));
+  tok = load_tiny(dir, "null", META(""), META(",\"prepend_scheme\":\"never\""));
   if (tok) check_text(tok, "decode never", IDS(4, 5), false, " a b");
   tokenizer_free(tok);
-  tok = load_tiny(dir, META(""), META(",\"add_prefix_space\":false"));
+  tok = load_tiny(dir, "null", META(""), META(",\"add_prefix_space\":false"));
   if (tok) check_text(tok, "decode add_prefix_space false", IDS(7, 4), false, "   a");
   tokenizer_free(tok);
-  tok = load_tiny(dir, META(""), META(",\"add_prefix_space\":true"));
+  tok = load_tiny(dir, "null", META(""), META(",\"add_prefix_space\":true"));
   if (tok) check_text(tok, "decode add_prefix_space true", IDS(4, 5), false, "a b");
   tokenizer_free(tok);
   /* In a Sequence the later steps see Metaspace's output: Strip then removes one more leading space. */
-  tok = load_tiny(dir, META(""),
+  tok = load_tiny(dir, "null", META(""),
                   "{\"type\":\"Sequence\",\"decoders\":[" META(",\"prepend_scheme\":\"never\"") ",{\"type\":\"Fuse\"},"
                   "{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]}");
   if (tok) check_text(tok, "decode Sequence[Metaspace never, Fuse, Strip]", IDS(7, 4), false, "  a");
