@@ -1,5 +1,6 @@
 /* Training benchmark: LoRA (r 8, alpha 16, all seven targets, AdamW) on a random-weight Llama of a
- * fixed size; prints tokens/s, GFLOP/s and peak RSS.
+ * fixed size; prints tokens/s, GFLOP/s, the percentage of the sgemm limit (square sgemm at the same
+ * thread count, measured here unless --limit gives it) and peak RSS.
  *
  * FLOPs counted per optimizer step are the useful ones (2 per multiply-add):
  *   every base projection: forward and input gradient (the base is frozen, no weight gradient);
@@ -7,41 +8,27 @@
  *   attention: Q K^T and P V forward, four products backward, over the causal half only
  *     (T (T + 1) / 2 pairs, although the kernel computes the full square);
  *   classifier: forward and input gradient.
- * Element-wise work (norms, RoPE, softmax, SwiGLU) is not counted. */
+ * Element-wise work (norms, RoPE, softmax, SwiGLU, cross-entropy, AdamW) is not counted, nor any
+ * product computed but not needed (the masked half of the attention squares). */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
+#include "bench_configs.h"
 #include "dataset.h"
 #include "model.h"
 #include "ops.h"
+#include "sgemm_rate.h"
 #include "train.h"
-
-typedef struct {
-  const char *name;
-  model_config model;
-  int batch, seq_len, steps;
-} bench_config;
-
-static const bench_config configs[] = {
-    {"tiny", {.dim = 64, .hidden_dim = 172, .n_layers = 5, .n_heads = 8, .n_kv_heads = 4, .head_dim = 8,
-              .vocab_size = 512, .max_seq_len = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-              .tied_classifier = 1}, 8, 256, 10},
-    {"small", {.dim = 288, .hidden_dim = 768, .n_layers = 6, .n_heads = 6, .n_kv_heads = 6, .head_dim = 48,
-               .vocab_size = 32000, .max_seq_len = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-               .tied_classifier = 1}, 4, 256, 5},
-    {"medium", {.dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12, .n_kv_heads = 12, .head_dim = 64,
-                .vocab_size = 32000, .max_seq_len = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-                .tied_classifier = 1}, 2, 256, 3},
-};
 
 static double step_flops(const model_config *c, const lora_adapter *ad, int batch, int seq_len) {
   double N = (double)batch * seq_len, r = ad->config.rank, total = 0.0;
   for (int m = 0; m < LORA_NUM_MODULES; m++) {
     double in = ad->in_features[m], out = ad->out_features[m];
-    total += 2.0 * (2.0 * N * in * out); /* forward + input gradient */
+    total += 2.0 * (2.0 * N * in * out); /* forward + input gradient (the first layer's is needed too:
+                                            a LoRA of q/k/v sits behind it) */
     if (ad->config.targets & (1u << m)) total += 6.0 * N * r * (in + out);
   }
   total *= c->n_layers;
@@ -51,26 +38,18 @@ static double step_flops(const model_config *c, const lora_adapter *ad, int batc
   return total;
 }
 
-static double seconds_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void usage(FILE *out) {
-  fprintf(out, "usage: train_bench [--config tiny|small|medium] [--threads N] [--steps K]\n");
+  fprintf(out, "usage: train_bench [--config tiny|small|medium] [--threads N] [--steps K] [--limit GFLOPS]\n");
 }
 
 int main(int argc, char **argv) {
-  const bench_config *bc = &configs[0];
+  const bench_config *bc = &bench_configs[0];
   int threads = 0, steps = 0;
+  double limit = 0.0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc) {
       const char *name = argv[++i];
-      bc = NULL;
-      for (size_t k = 0; k < sizeof configs / sizeof configs[0]; k++)
-        if (!strcmp(configs[k].name, name)) bc = &configs[k];
-      if (!bc) {
+      if (!(bc = bench_config_find(name))) {
         fprintf(stderr, "train_bench: unknown --config '%s' (tiny, small or medium)\n", name);
         return 2;
       }
@@ -78,13 +57,17 @@ int main(int argc, char **argv) {
       threads = atoi(argv[++i]);
     } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
       steps = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
+      limit = atof(argv[++i]);
     } else {
       usage(!strcmp(argv[i], "--help") ? stdout : stderr);
       return !strcmp(argv[i], "--help") ? 0 : 2;
     }
   }
   if (threads > 0) compute_threads_set(threads);
+  threads = openblas_get_num_threads();
   if (steps <= 0) steps = bc->steps;
+  if (limit <= 0.0) limit = sgemm_limit(0.3, NULL, NULL);
 
   char err[512];
   model m;
@@ -114,10 +97,10 @@ int main(int argc, char **argv) {
       trainer_build(&t, &m, &ad, &tc, err, sizeof err))
     goto fail;
   trainer_step(&t, &mx); /* warm-up: first touch of the arenas, OpenBLAS buffers */
-  double start = seconds_now();
+  double start = bench_seconds();
   step_report r = {0};
   for (int s = 0; s < steps; s++) r = trainer_step(&t, &mx);
-  double elapsed = seconds_now() - start;
+  double elapsed = bench_seconds() - start;
   double tokens = (double)steps * bc->batch * bc->seq_len;
   double flops = steps * step_flops(&m.config, &ad, bc->batch, bc->seq_len);
   struct rusage ru;
@@ -125,8 +108,10 @@ int main(int argc, char **argv) {
   printf("config %s (dim %d, layers %d, heads %d/%d, hidden %d, vocab %d, batch %dx%d), threads %d, %d steps\n",
          bc->name, bc->model.dim, bc->model.n_layers, bc->model.n_heads, bc->model.n_kv_heads, bc->model.hidden_dim,
          bc->model.vocab_size, bc->batch, bc->seq_len, threads, steps);
-  printf("tokens/s %.0f  GFLOP/s %.2f  step %.1f ms  peak RSS %.1f MB  (loss %.4f)\n", tokens / elapsed,
-         flops / elapsed * 1e-9, elapsed / steps * 1e3, ru.ru_maxrss / 1024.0, r.loss);
+  double gflops = flops / elapsed * 1e-9;
+  printf("tokens/s %.0f  GFLOP/s %.2f  of limit %.1f%% (%.1f)  step %.1f ms  peak RSS %.1f MB  (loss %.4f)\n",
+         tokens / elapsed, gflops, 100.0 * gflops / limit, limit, elapsed / steps * 1e3, ru.ru_maxrss / 1024.0,
+         r.loss);
   trainer_free(&t);
   mixture_free(&mx);
   dataset_free(&data);

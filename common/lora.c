@@ -173,10 +173,10 @@ float lora_dropout_factor(uint64_t key, size_t i, float p) {
   return unit_float(mix64(key ^ mix64((uint64_t)i))) < p ? 0.0f : 1.0f / (1.0f - p);
 }
 
-/* dst (n, in) = src * dropout mask. */
-static void dropout_apply(float *dst, const float *src, size_t count, uint64_t key, float p) {
+/* dst (n, in) = src * dropout mask; src[0] is element `first` of the batch. */
+static void dropout_apply(float *dst, const float *src, size_t count, uint64_t key, size_t first, float p) {
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < count; i++) dst[i] = src[i] * lora_dropout_factor(key, i, p);
+  for (size_t i = 0; i < count; i++) dst[i] = src[i] * lora_dropout_factor(key, first + i, p);
 }
 
 void linear_forward(const linear_params *p, float *y, const float *x, float *xa, float *scratch, int n,
@@ -185,7 +185,7 @@ void linear_forward(const linear_params *p, float *y, const float *x, float *xa,
   if (!p->a) return;
   const float *xin = x;
   if (p->dropout > 0.0f) {
-    dropout_apply(scratch, x, (size_t)n * in, p->dropout_key, p->dropout);
+    dropout_apply(scratch, x, (size_t)n * in, p->dropout_key, p->dropout_first, p->dropout);
     xin = scratch;
   }
   int r = p->rank;
@@ -209,7 +209,7 @@ void linear_backward(const linear_params *p, float *dx, const float *dy, const f
   if (p->da) {
     const float *xin = x;
     if (dropout) {
-      dropout_apply(scratch, x, (size_t)n * in, p->dropout_key, p->dropout);
+      dropout_apply(scratch, x, (size_t)n * in, p->dropout_key, p->dropout_first, p->dropout);
       xin = scratch;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, n, 1.0f, d_xa, r, xin, in, 1.0f, p->da, in);
@@ -222,5 +222,5 @@ void linear_backward(const linear_params *p, float *dx, const float *dy, const f
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, d_xa, r, p->a, in, 0.0f, scratch, in);
   size_t count = (size_t)n * in;
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < count; i++) dx[i] += scratch[i] * lora_dropout_factor(p->dropout_key, i, p->dropout);
+  for (size_t i = 0; i < count; i++) dx[i] += scratch[i] * lora_dropout_factor(p->dropout_key, p->dropout_first + i, p->dropout);
 }

@@ -76,6 +76,8 @@ typedef struct {
   float scale;
   float dropout;         /* 0 outside training */
   uint64_t dropout_key;  /* makes the mask a pure function of (key, element): backward recomputes it */
+  size_t dropout_first;  /* element index of x[0] in the whole batch, so a slice of rows draws the same
+                            mask as the batch does */
 } linear_params;
 
 /* y = x W^T + scale * (drop(x) A^T) B^T. xa (n, r) receives drop(x) A^T for the backward;

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,9 @@ void rope_rows_internal_to_hf(float *w, int n_heads, int head_dim, int cols) {
 
 static int max3(int a, int b, int c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
 
+/* Most slices an arena is built for; more threads than this leave the rest idle. */
+#define MAX_SLICES 64
+
 int activations_build(model_activations *a, const model_config *c, const lora_adapter *lora, int batch,
                       int seq_len, int training, char *err, size_t err_size) {
   memset(a, 0, sizeof *a);
@@ -161,6 +165,12 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
   size_t V = c->vocab_size, half = c->head_dim / 2, r = lora ? (size_t)lora->config.rank : 0;
   size_t widest = (size_t)max3(c->dim, c->hidden_dim, (int)QD);
   int dropout = lora && lora->config.dropout > 0.0f;
+  /* Full-parameter training is never sliced (model.h), and its forward stays on the same whole-batch
+   * products as its backward: per-thread sgemm calls on fewer rows may take OpenBLAS's small-matrix
+   * kernels, whose rounding differs, and recorded pretraining digests depend on those bits. */
+  size_t S = training && !lora ? 1 : (size_t)omp_get_max_threads();
+  if (S > B) S = B;
+  if (S > MAX_SLICES) S = MAX_SLICES;
   model_acts *x = &a->acts;
   struct { float **p; size_t n; } parts[] = {
       {&x->resid, (L + 1) * N * D}, {&x->resid_mid, L * N * D}, {&x->xn_att, L * N * D},
@@ -169,7 +179,7 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
       {&x->xn_ffn, L * N * D},      {&x->rstd_ffn, L * N},      {&x->gate, L * N * F},
       {&x->up, L * N * F},          {&x->act, L * N * F},       {&x->xn_final, N * D},
       {&x->rstd_final, N},          {&x->lora_xa, L * LORA_NUM_MODULES * N * r},
-      {&x->rope_cos, T * half},     {&x->rope_sin, T * half},   {&x->logits, (size_t)LOSS_CHUNK * V},
+      {&x->rope_cos, T * half},     {&x->rope_sin, T * half},   {&x->logits, S * LOSS_CHUNK * V},
       {&x->d_resid, training ? N * D : 0}, {&x->d_xn, training ? N * D : 0},
       {&x->d_q, training ? N * QD : 0},    {&x->d_k, training ? N * KVD : 0},
       {&x->d_v, training ? N * KVD : 0},   {&x->d_att, training ? B * H * T * T : 0},
@@ -177,6 +187,7 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
       {&x->d_up, training ? N * F : 0},    {&x->d_act, training ? N * F : 0},
       {&x->lora_scratch, dropout ? N * widest : 0},
       {&x->lora_d_xa, training ? N * r : 0},
+      {&x->lora_grad, training && lora ? (S - 1) * lora->num_params : 0},
   };
   size_t total = 0, nparts = sizeof parts / sizeof parts[0];
   for (size_t i = 0; i < nparts; i++) total += parts[i].n;
@@ -195,6 +206,7 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
   a->seq_len = a->max_seq_len = seq_len;
   a->training = training;
   a->lora_rank = (int)r;
+  a->max_slices = (int)S;
   rope_tables(x->rope_cos, x->rope_sin, seq_len, c->head_dim, c->rope_theta);
   return 0;
 }
@@ -210,18 +222,21 @@ typedef struct {
   float *xn_ffn, *rstd_ffn, *gate, *up, *act;
 } layer_acts;
 
-static layer_acts layer_view(const model_config *c, model_activations *a, int l) {
+/* Layer l's buffers from sequence b0 of the batch on (rows from row0 = b0 * T). */
+static layer_acts layer_view(const model_config *c, model_activations *a, int l, int b0) {
   size_t N = (size_t)a->max_batch * a->max_seq_len, D = c->dim, F = c->hidden_dim;
   size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
   size_t att = (size_t)a->max_batch * c->n_heads * a->max_seq_len * a->max_seq_len;
+  size_t T = a->seq_len, r0 = (size_t)b0 * T, att0 = (size_t)b0 * c->n_heads * T * T;
   model_acts *x = &a->acts;
   layer_acts v = {
-      .resid_in = x->resid + l * N * D, .resid_out = x->resid + (l + 1) * N * D,
-      .resid_mid = x->resid_mid + l * N * D, .xn_att = x->xn_att + l * N * D,
-      .rstd_att = x->rstd_att + l * N, .q = x->q + l * N * QD, .k = x->k + l * N * KVD,
-      .v = x->v + l * N * KVD, .att = x->att + l * att, .att_out = x->att_out + l * N * QD,
-      .xn_ffn = x->xn_ffn + l * N * D, .rstd_ffn = x->rstd_ffn + l * N, .gate = x->gate + l * N * F,
-      .up = x->up + l * N * F, .act = x->act + l * N * F};
+      .resid_in = x->resid + l * N * D + r0 * D, .resid_out = x->resid + (l + 1) * N * D + r0 * D,
+      .resid_mid = x->resid_mid + l * N * D + r0 * D, .xn_att = x->xn_att + l * N * D + r0 * D,
+      .rstd_att = x->rstd_att + l * N + r0, .q = x->q + l * N * QD + r0 * QD, .k = x->k + l * N * KVD + r0 * KVD,
+      .v = x->v + l * N * KVD + r0 * KVD, .att = x->att + l * att + att0,
+      .att_out = x->att_out + l * N * QD + r0 * QD, .xn_ffn = x->xn_ffn + l * N * D + r0 * D,
+      .rstd_ffn = x->rstd_ffn + l * N + r0, .gate = x->gate + l * N * F + r0 * F, .up = x->up + l * N * F + r0 * F,
+      .act = x->act + l * N * F + r0 * F};
   return v;
 }
 
@@ -243,7 +258,7 @@ static float *module_weight(const model_config *c, const model_weights *w, int l
 /* Everything linear_forward/backward need for module m of layer l: the one place a projection's
  * base weight, adapter and gradients are looked up. */
 static linear_params module_linear(const model *mdl, const lora_adapter *lora, const model_activations *a,
-                                   model_weights *dweights, float *dlora, int l, lora_module m) {
+                                   model_weights *dweights, float *dlora, int l, lora_module m, size_t row0) {
   linear_params p = {.w = module_weight(&mdl->config, &mdl->weights, l, m)};
   if (dweights) p.dw = module_weight(&mdl->config, dweights, l, m);
   if (lora && (p.a = lora_a(lora, lora->params, l, m))) {
@@ -257,59 +272,125 @@ static linear_params module_linear(const model *mdl, const lora_adapter *lora, c
     if (a->dropout_on) {
       p.dropout = lora->config.dropout;
       p.dropout_key = a->dropout_seed * 0x100000001b3ull + (uint64_t)(l * LORA_NUM_MODULES + m) + 1;
+      p.dropout_first = row0 * (size_t)lora->in_features[m];
     }
   }
   return p;
 }
 
-static float *module_xa(const model_activations *a, int l, lora_module m) {
-  size_t N = (size_t)a->max_batch * a->max_seq_len;
-  return a->acts.lora_xa ? a->acts.lora_xa + ((size_t)l * LORA_NUM_MODULES + m) * N * a->lora_rank : NULL;
+static float *module_xa(const model_activations *a, int l, lora_module m, size_t row0) {
+  size_t N = (size_t)a->max_batch * a->max_seq_len, r = a->lora_rank;
+  return a->acts.lora_xa ? a->acts.lora_xa + ((size_t)l * LORA_NUM_MODULES + m) * N * r + row0 * r : NULL;
 }
+
+/* Slices for the current batch: one per thread, at most one per sequence and no more than the
+ * arena has buffers for. */
+static int slice_count(const model_activations *a) {
+  int S = omp_get_max_threads();
+  if (S > a->batch) S = a->batch;
+  if (S > a->max_slices) S = a->max_slices;
+  return S < 1 ? 1 : S;
+}
+
+/* Sequences [*b0, *b0 + *nb) of slice k of S. */
+static void slice_range(int batch, int k, int S, int *b0, int *nb) {
+  *b0 = (int)((long long)batch * k / S);
+  *nb = (int)((long long)batch * (k + 1) / S) - *b0;
+}
+
+/* Runs fn on each of S slices: directly when S is 1 (the ops then thread inside), else in one
+ * parallel region where every product runs single-threaded. */
+typedef struct slice_job slice_job;
+static void slices_run(int S, int batch, void (*fn)(slice_job *, int k, int b0, int nb), slice_job *job) {
+  if (S == 1) {
+    fn(job, 0, 0, batch);
+    return;
+  }
+#pragma omp parallel num_threads(S)
+  {
+    int threads = omp_get_num_threads();
+    for (int k = omp_get_thread_num(); k < S; k += threads) {
+      int b0, nb;
+      slice_range(batch, k, S, &b0, &nb);
+      fn(job, k, b0, nb);
+    }
+  }
+}
+
+/* What one pass hands each slice. */
+struct slice_job {
+  const model *mdl;
+  const lora_adapter *lora;
+  model_activations *a;
+  const int *tokens;        /* forward, backward */
+  const int *targets;       /* loss */
+  const float *mask;        /* loss */
+  float d_scale;            /* loss */
+  model_weights *dweights;  /* loss, backward */
+  float *dlora;             /* backward: slice 0's LoRA gradient */
+  double loss[MAX_SLICES], count[MAX_SLICES]; /* loss: per slice */
+};
 
 static void add_into(float *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-void model_forward(const model *mdl, const lora_adapter *lora, model_activations *a, const int *tokens,
-                   uint64_t dropout_seed) {
+/* Row offset of sequence b0 and the lora_scratch rows from there. */
+static float *slice_scratch(const model *mdl, model_activations *a, size_t row0) {
+  const model_config *c = &mdl->config;
+  size_t widest = (size_t)max3(c->dim, c->hidden_dim, c->n_heads * c->head_dim);
+  return a->acts.lora_scratch ? a->acts.lora_scratch + row0 * widest : NULL;
+}
+
+static void forward_slice(slice_job *job, int k, int b0, int nb) {
+  (void)k;
+  const model *mdl = job->mdl;
+  const lora_adapter *lora = job->lora;
+  model_activations *a = job->a;
   const model_config *c = &mdl->config;
   const model_weights *w = &mdl->weights;
-  int B = a->batch, T = a->seq_len, N = B * T, D = c->dim, F = c->hidden_dim;
+  int T = a->seq_len, N = nb * T, D = c->dim, F = c->hidden_dim;
   int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
-  a->dropout_on = lora && dropout_seed != 0 && lora->config.dropout > 0.0f;
-  a->dropout_seed = dropout_seed;
-  float *scratch = a->acts.lora_scratch;
-  embedding_forward(a->acts.resid, w->tok_emb, tokens, N, D);
+  size_t row0 = (size_t)b0 * T;
+  float *scratch = slice_scratch(mdl, a, row0);
+  embedding_forward(a->acts.resid + row0 * D, w->tok_emb, job->tokens + row0, N, D);
   for (int l = 0; l < c->n_layers; l++) {
-    layer_acts v = layer_view(c, a, l);
+    layer_acts v = layer_view(c, a, l, b0);
     linear_params p;
     rmsnorm_forward(v.xn_att, v.rstd_att, v.resid_in, w->rms_att + (size_t)l * D, N, D, c->norm_eps);
-    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_Q);
-    linear_forward(&p, v.q, v.xn_att, module_xa(a, l, LORA_Q), scratch, N, D, QD);
-    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_K);
-    linear_forward(&p, v.k, v.xn_att, module_xa(a, l, LORA_K), scratch, N, D, KVD);
-    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_V);
-    linear_forward(&p, v.v, v.xn_att, module_xa(a, l, LORA_V), scratch, N, D, KVD);
-    rope_forward(v.q, a->acts.rope_cos, a->acts.rope_sin, B, T, c->n_heads, c->head_dim);
-    rope_forward(v.k, a->acts.rope_cos, a->acts.rope_sin, B, T, c->n_kv_heads, c->head_dim);
-    attention_forward(v.att_out, v.att, v.q, v.k, v.v, B, T, c->n_heads, c->n_kv_heads, c->head_dim);
-    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_O);
-    linear_forward(&p, v.resid_mid, v.att_out, module_xa(a, l, LORA_O), scratch, N, QD, D);
+    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_Q, row0);
+    linear_forward(&p, v.q, v.xn_att, module_xa(a, l, LORA_Q, row0), scratch, N, D, QD);
+    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_K, row0);
+    linear_forward(&p, v.k, v.xn_att, module_xa(a, l, LORA_K, row0), scratch, N, D, KVD);
+    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_V, row0);
+    linear_forward(&p, v.v, v.xn_att, module_xa(a, l, LORA_V, row0), scratch, N, D, KVD);
+    rope_forward(v.q, a->acts.rope_cos, a->acts.rope_sin, nb, T, c->n_heads, c->head_dim);
+    rope_forward(v.k, a->acts.rope_cos, a->acts.rope_sin, nb, T, c->n_kv_heads, c->head_dim);
+    attention_forward(v.att_out, v.att, v.q, v.k, v.v, nb, T, c->n_heads, c->n_kv_heads, c->head_dim);
+    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_O, row0);
+    linear_forward(&p, v.resid_mid, v.att_out, module_xa(a, l, LORA_O, row0), scratch, N, QD, D);
     add_into(v.resid_mid, v.resid_in, (size_t)N * D);
     rmsnorm_forward(v.xn_ffn, v.rstd_ffn, v.resid_mid, w->rms_ffn + (size_t)l * D, N, D, c->norm_eps);
-    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_GATE);
-    linear_forward(&p, v.gate, v.xn_ffn, module_xa(a, l, LORA_GATE), scratch, N, D, F);
-    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_UP);
-    linear_forward(&p, v.up, v.xn_ffn, module_xa(a, l, LORA_UP), scratch, N, D, F);
+    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_GATE, row0);
+    linear_forward(&p, v.gate, v.xn_ffn, module_xa(a, l, LORA_GATE, row0), scratch, N, D, F);
+    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_UP, row0);
+    linear_forward(&p, v.up, v.xn_ffn, module_xa(a, l, LORA_UP, row0), scratch, N, D, F);
     swiglu_forward(v.act, v.gate, v.up, (size_t)N * F);
-    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_DOWN);
-    linear_forward(&p, v.resid_out, v.act, module_xa(a, l, LORA_DOWN), scratch, N, F, D);
+    p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_DOWN, row0);
+    linear_forward(&p, v.resid_out, v.act, module_xa(a, l, LORA_DOWN, row0), scratch, N, F, D);
     add_into(v.resid_out, v.resid_mid, (size_t)N * D);
   }
-  float *last = a->acts.resid + (size_t)c->n_layers * a->max_batch * a->max_seq_len * D;
-  rmsnorm_forward(a->acts.xn_final, a->acts.rstd_final, last, w->rms_final, N, D, c->norm_eps);
+  float *last = a->acts.resid + (size_t)c->n_layers * a->max_batch * a->max_seq_len * D + row0 * D;
+  rmsnorm_forward(a->acts.xn_final + row0 * D, a->acts.rstd_final + row0, last, w->rms_final, N, D, c->norm_eps);
+}
+
+void model_forward(const model *mdl, const lora_adapter *lora, model_activations *a, const int *tokens,
+                   uint64_t dropout_seed) {
+  a->dropout_on = lora && dropout_seed != 0 && lora->config.dropout > 0.0f;
+  a->dropout_seed = dropout_seed;
+  slice_job job = {.mdl = mdl, .lora = lora, .a = a, .tokens = tokens};
+  slices_run(slice_count(a), a->batch, forward_slice, &job);
 }
 
 double loss_count(const int *targets, const float *mask, int n) {
@@ -319,83 +400,121 @@ double loss_count(const int *targets, const float *mask, int n) {
   return count;
 }
 
-double model_loss(const model *mdl, model_activations *a, const int *targets, const float *mask,
-                  float d_scale, model_weights *dweights, double *count) {
-  const model_config *c = &mdl->config;
-  int N = a->batch * a->seq_len, D = c->dim, V = c->vocab_size;
-  double loss = 0.0;
-  for (int r0 = 0; r0 < N; r0 += LOSS_CHUNK) {
-    int rows = N - r0 < LOSS_CHUNK ? N - r0 : LOSS_CHUNK;
+static void loss_slice(slice_job *job, int k, int b0, int nb) {
+  const model *mdl = job->mdl;
+  model_activations *a = job->a;
+  int D = mdl->config.dim, V = mdl->config.vocab_size, end = (b0 + nb) * a->seq_len;
+  float *logits = a->acts.logits + (size_t)k * LOSS_CHUNK * V;
+  double loss = 0.0, count = 0.0;
+  for (int r0 = b0 * a->seq_len; r0 < end; r0 += LOSS_CHUNK) {
+    int rows = end - r0 < LOSS_CHUNK ? end - r0 : LOSS_CHUNK;
     const float *xn = a->acts.xn_final + (size_t)r0 * D;
-    float *logits = a->acts.logits;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, D, 1.0f, xn, D, mdl->weights.wcls, D, 0.0f,
                 logits, V);
-    loss += crossentropy_forward_backward(logits, targets + r0, mask ? mask + r0 : NULL, rows, V, d_scale,
-                                          count);
-    if (d_scale == 0.0f) continue;
+    loss += crossentropy_forward_backward(logits, job->targets + r0, job->mask ? job->mask + r0 : NULL, rows, V,
+                                          job->d_scale, &count);
+    if (job->d_scale == 0.0f) continue;
     /* logits now hold dlogits: d_xn = dlogits Wcls, dWcls += dlogits^T xn */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, V, 1.0f, logits, V, mdl->weights.wcls, D,
                 0.0f, a->acts.d_xn + (size_t)r0 * D, D);
-    if (dweights)
+    if (job->dweights)
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, D, rows, 1.0f, logits, V, xn, D, 1.0f,
-                  dweights->wcls, D);
+                  job->dweights->wcls, D);
+  }
+  job->loss[k] = loss;
+  job->count[k] = count;
+}
+
+double model_loss(const model *mdl, model_activations *a, const int *targets, const float *mask,
+                  float d_scale, model_weights *dweights, double *count) {
+  slice_job job = {.mdl = mdl, .a = a, .targets = targets, .mask = mask, .d_scale = d_scale, .dweights = dweights};
+  /* The classifier's weight gradient is one (V, D) sum over every row: not sliced. */
+  int S = dweights ? 1 : slice_count(a);
+  slices_run(S, a->batch, loss_slice, &job);
+  double loss = 0.0;
+  for (int k = 0; k < S; k++) {
+    loss += job.loss[k];
+    *count += job.count[k];
   }
   return loss;
 }
 
-void model_backward(const model *mdl, const lora_adapter *lora, model_activations *a, const int *tokens,
-                    model_weights *dweights, float *dlora) {
+static void backward_slice(slice_job *job, int k, int b0, int nb) {
+  const model *mdl = job->mdl;
+  const lora_adapter *lora = job->lora;
+  model_activations *a = job->a;
+  model_weights *dweights = job->dweights;
   const model_config *c = &mdl->config;
   const model_weights *w = &mdl->weights;
   model_acts *x = &a->acts;
-  int B = a->batch, T = a->seq_len, N = B * T, D = c->dim, F = c->hidden_dim;
+  int T = a->seq_len, N = nb * T, D = c->dim, F = c->hidden_dim;
   int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
-  size_t nd = (size_t)N * D, nf = (size_t)N * F;
-  float *scratch = x->lora_scratch, *dxa = x->lora_d_xa;
-  float *last = x->resid + (size_t)c->n_layers * a->max_batch * a->max_seq_len * D;
+  size_t row0 = (size_t)b0 * T, nd = (size_t)N * D, nf = (size_t)N * F;
+  size_t att0 = (size_t)b0 * c->n_heads * T * T;
+  float *dlora = job->dlora;
+  if (k > 0 && dlora) {
+    dlora = x->lora_grad + (size_t)(k - 1) * lora->num_params;
+    memset(dlora, 0, sizeof(float) * lora->num_params);
+  }
+  float *scratch = slice_scratch(mdl, a, row0), *dxa = x->lora_d_xa ? x->lora_d_xa + row0 * a->lora_rank : NULL;
+  float *d_resid = x->d_resid + row0 * D, *d_xn = x->d_xn + row0 * D, *d_att = x->d_att + att0;
+  float *d_q = x->d_q + row0 * QD, *d_k = x->d_k + row0 * KVD, *d_v = x->d_v + row0 * KVD;
+  float *d_att_out = x->d_att_out + row0 * QD, *d_gate = x->d_gate + row0 * F, *d_up = x->d_up + row0 * F;
+  float *d_act = x->d_act + row0 * F;
+  float *last = x->resid + (size_t)c->n_layers * a->max_batch * a->max_seq_len * D + row0 * D;
 
-  memset(x->d_resid, 0, sizeof(float) * nd);
-  rmsnorm_backward(x->d_resid, dweights ? dweights->rms_final : NULL, x->d_xn, last, w->rms_final,
-                   x->rstd_final, N, D);
+  memset(d_resid, 0, sizeof(float) * nd);
+  rmsnorm_backward(d_resid, dweights ? dweights->rms_final : NULL, d_xn, last, w->rms_final, x->rstd_final + row0,
+                   N, D);
   for (int l = c->n_layers - 1; l >= 0; l--) {
-    layer_acts v = layer_view(c, a, l);
+    layer_acts v = layer_view(c, a, l, b0);
     linear_params p;
     /* resid_out = resid_mid + down(act): d_resid flows to resid_mid unchanged, plus the MLP path. */
-    memset(x->d_act, 0, sizeof(float) * nf);
-    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_DOWN);
-    linear_backward(&p, x->d_act, x->d_resid, v.act, module_xa(a, l, LORA_DOWN), dxa, scratch, N, F, D);
-    memset(x->d_gate, 0, sizeof(float) * nf);
-    memset(x->d_up, 0, sizeof(float) * nf);
-    swiglu_backward(x->d_gate, x->d_up, x->d_act, v.gate, v.up, nf);
-    memset(x->d_xn, 0, sizeof(float) * nd);
-    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_GATE);
-    linear_backward(&p, x->d_xn, x->d_gate, v.xn_ffn, module_xa(a, l, LORA_GATE), dxa, scratch, N, D, F);
-    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_UP);
-    linear_backward(&p, x->d_xn, x->d_up, v.xn_ffn, module_xa(a, l, LORA_UP), dxa, scratch, N, D, F);
-    rmsnorm_backward(x->d_resid, dweights ? dweights->rms_ffn + (size_t)l * D : NULL, x->d_xn, v.resid_mid,
+    memset(d_act, 0, sizeof(float) * nf);
+    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_DOWN, row0);
+    linear_backward(&p, d_act, d_resid, v.act, module_xa(a, l, LORA_DOWN, row0), dxa, scratch, N, F, D);
+    memset(d_gate, 0, sizeof(float) * nf);
+    memset(d_up, 0, sizeof(float) * nf);
+    swiglu_backward(d_gate, d_up, d_act, v.gate, v.up, nf);
+    memset(d_xn, 0, sizeof(float) * nd);
+    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_GATE, row0);
+    linear_backward(&p, d_xn, d_gate, v.xn_ffn, module_xa(a, l, LORA_GATE, row0), dxa, scratch, N, D, F);
+    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_UP, row0);
+    linear_backward(&p, d_xn, d_up, v.xn_ffn, module_xa(a, l, LORA_UP, row0), dxa, scratch, N, D, F);
+    rmsnorm_backward(d_resid, dweights ? dweights->rms_ffn + (size_t)l * D : NULL, d_xn, v.resid_mid,
                      w->rms_ffn + (size_t)l * D, v.rstd_ffn, N, D);
     /* resid_mid = resid_in + o(att_out) */
-    memset(x->d_att_out, 0, sizeof(float) * (size_t)N * QD);
-    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_O);
-    linear_backward(&p, x->d_att_out, x->d_resid, v.att_out, module_xa(a, l, LORA_O), dxa, scratch, N, QD, D);
-    memset(x->d_q, 0, sizeof(float) * (size_t)N * QD);
-    memset(x->d_k, 0, sizeof(float) * (size_t)N * KVD);
-    memset(x->d_v, 0, sizeof(float) * (size_t)N * KVD);
-    attention_backward(x->d_q, x->d_k, x->d_v, x->d_att, x->d_att_out, v.q, v.k, v.v, v.att, B, T, c->n_heads,
-                       c->n_kv_heads, c->head_dim);
-    rope_backward(x->d_q, x->rope_cos, x->rope_sin, B, T, c->n_heads, c->head_dim);
-    rope_backward(x->d_k, x->rope_cos, x->rope_sin, B, T, c->n_kv_heads, c->head_dim);
-    memset(x->d_xn, 0, sizeof(float) * nd);
-    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_Q);
-    linear_backward(&p, x->d_xn, x->d_q, v.xn_att, module_xa(a, l, LORA_Q), dxa, scratch, N, D, QD);
-    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_K);
-    linear_backward(&p, x->d_xn, x->d_k, v.xn_att, module_xa(a, l, LORA_K), dxa, scratch, N, D, KVD);
-    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_V);
-    linear_backward(&p, x->d_xn, x->d_v, v.xn_att, module_xa(a, l, LORA_V), dxa, scratch, N, D, KVD);
-    rmsnorm_backward(x->d_resid, dweights ? dweights->rms_att + (size_t)l * D : NULL, x->d_xn, v.resid_in,
+    memset(d_att_out, 0, sizeof(float) * (size_t)N * QD);
+    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_O, row0);
+    linear_backward(&p, d_att_out, d_resid, v.att_out, module_xa(a, l, LORA_O, row0), dxa, scratch, N, QD, D);
+    memset(d_q, 0, sizeof(float) * (size_t)N * QD);
+    memset(d_k, 0, sizeof(float) * (size_t)N * KVD);
+    memset(d_v, 0, sizeof(float) * (size_t)N * KVD);
+    attention_backward(d_q, d_k, d_v, d_att, d_att_out, v.q, v.k, v.v, v.att, nb, T, c->n_heads, c->n_kv_heads,
+                       c->head_dim);
+    rope_backward(d_q, x->rope_cos, x->rope_sin, nb, T, c->n_heads, c->head_dim);
+    rope_backward(d_k, x->rope_cos, x->rope_sin, nb, T, c->n_kv_heads, c->head_dim);
+    memset(d_xn, 0, sizeof(float) * nd);
+    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_Q, row0);
+    linear_backward(&p, d_xn, d_q, v.xn_att, module_xa(a, l, LORA_Q, row0), dxa, scratch, N, D, QD);
+    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_K, row0);
+    linear_backward(&p, d_xn, d_k, v.xn_att, module_xa(a, l, LORA_K, row0), dxa, scratch, N, D, KVD);
+    p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_V, row0);
+    linear_backward(&p, d_xn, d_v, v.xn_att, module_xa(a, l, LORA_V, row0), dxa, scratch, N, D, KVD);
+    rmsnorm_backward(d_resid, dweights ? dweights->rms_att + (size_t)l * D : NULL, d_xn, v.resid_in,
                      w->rms_att + (size_t)l * D, v.rstd_att, N, D);
   }
-  if (dweights) embedding_backward(dweights->tok_emb, x->d_resid, tokens, N, D);
+  if (dweights) embedding_backward(dweights->tok_emb, d_resid, job->tokens + row0, N, D);
+}
+
+void model_backward(const model *mdl, const lora_adapter *lora, model_activations *a, const int *tokens,
+                    model_weights *dweights, float *dlora) {
+  slice_job job = {.mdl = mdl, .lora = lora, .a = a, .tokens = tokens, .dweights = dweights, .dlora = dlora};
+  /* Base-weight gradients are sums over every row: not sliced (see model.h). */
+  int S = dweights || (dlora && !a->acts.lora_grad) ? 1 : slice_count(a);
+  slices_run(S, a->batch, backward_slice, &job);
+  for (int k = 1; k < S && dlora; k++)
+    add_into(dlora, a->acts.lora_grad + (size_t)(k - 1) * lora->num_params, lora->num_params);
 }
 
 void model_logits_row(const model *mdl, model_activations *a, int row, float *logits) {

@@ -83,7 +83,15 @@ void rope_rows_hf_to_internal(float *w, int n_heads, int head_dim, int cols);
 void rope_rows_internal_to_hf(float *w, int n_heads, int head_dim, int cols);
 
 /* Everything one forward/backward over a (B, T) batch needs, in one arena allocated once.
- * N = B * T rows. Buffers kept from forward for backward are per layer. */
+ * N = B * T rows. Buffers kept from forward for backward are per layer.
+ *
+ * Threading: the batch is cut into S slices of whole sequences, one per thread, and each thread
+ * runs the whole forward, loss and backward of its slice with single-threaded sgemm; the threads
+ * meet once per pass instead of at every product. Every row's values are the same whatever the
+ * slicing; only the LoRA gradient (a sum over rows) is summed per slice and then across slices in
+ * slice order, so results depend on the thread count, never on timing. Full-parameter training
+ * (an arena built with training and no LoRA) is not sliced: its gradient would need a copy of the
+ * model per thread; there the threads work inside each product instead. */
 typedef struct {
   float *resid;     /* (L + 1, N, D) residual stream entering each layer; [L] is the last output */
   float *resid_mid; /* (L, N, D) residual after attention */
@@ -104,7 +112,7 @@ typedef struct {
   float *lora_xa;   /* (L, LORA_NUM_MODULES, N, r) dropout(x) A^T per adapted module, or NULL */
   float *rope_cos;  /* (T, hd / 2) */
   float *rope_sin;  /* (T, hd / 2) */
-  float *logits;    /* (LOSS_CHUNK, V) classifier rows, one chunk at a time */
+  float *logits;    /* (S, LOSS_CHUNK, V) classifier rows, one chunk at a time per slice */
   /* backward scratch, present only when built for training */
   float *d_resid;   /* (N, D) gradient of the residual stream */
   float *d_xn;      /* (N, D) */
@@ -118,6 +126,8 @@ typedef struct {
   float *d_act;     /* (N, F) */
   float *lora_scratch; /* (N, max(D, F, QD)) dropped-out input or gradient through A; dropout only */
   float *lora_d_xa;    /* (N, r) */
+  float *lora_grad;    /* (S - 1, lora params) LoRA gradient of slices 1.., added into slice 0's after
+                          backward; NULL with one slice or without LoRA training */
 } model_acts;
 
 #define LOSS_CHUNK 64
@@ -127,6 +137,7 @@ typedef struct {
   int max_batch, max_seq_len; /* capacity the arena was built for; per-layer strides use it */
   int training;         /* built with backward scratch */
   int lora_rank;        /* r the lora_xa buffer was sized for, 0 without LoRA */
+  int max_slices;       /* S: threads the arena has per-thread buffers for (see model_slices) */
   model_acts acts;      /* pointers into mem */
   float *mem;
   size_t mem_floats;
