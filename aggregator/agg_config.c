@@ -164,6 +164,10 @@ static const config_field fields[] = {
      .help = "the key, share and unmask stages of secure aggregation close at this age (or when all answered)"},
     {"privacy", "secagg_transcript", CFG_BOOL, AT(privacy.secagg_transcript), "off",
      .help = "keep every secure-aggregation message received in state_dir/secagg/ (an audit of what the server saw)"},
+    {"audit", "file", CFG_PATH, AT(audit.file), NULL,
+     .help = "tamper-evident audit log (JSON lines, SHA-256 chained; check with `fedlora audit verify`); unset: none"},
+    {"metrics", "listen", CFG_STRING, AT(metrics.listen), NULL, .check = config_check_host_port,
+     .help = "serve Prometheus metrics at http://HOST:PORT/metrics (numeric IP, e.g. 127.0.0.1:9464); unset: none"},
 };
 
 static int validate(void *p, config_ctx *ctx) {

@@ -81,6 +81,12 @@ typedef struct {
     int secagg_stage_s;           /* key, share and unmask stages close at this age */
     int secagg_transcript;        /* keep every secagg message received in state_dir/secagg/ */
   } privacy;
+  struct {
+    char *file;                   /* the audit log (audit.h); NULL: none */
+  } audit;
+  struct {
+    char *listen;                 /* host:port of the Prometheus endpoint; NULL: none */
+  } metrics;
 } agg_config;
 
 extern const config_schema agg_config_schema;

@@ -27,6 +27,8 @@ static void usage(FILE *out) {
           "  --config FILE        INI configuration (see examples/aggregator.ini)\n"
           "  --set S.K=V          override one key, e.g. --set rounds.total=5 (repeatable)\n"
           "  --print-config       print the effective configuration and exit\n"
+          "  --log-format F       text (default) or json: one object per line (ts, level, program, msg)\n"
+          "  --log-level L        debug, info, warn, error or off; overrides the configuration's log_level\n"
           "  --help-config        list every key with its default and meaning\n"
           "  --version            print the version\n");
 }
@@ -34,6 +36,7 @@ static void usage(FILE *out) {
 int main(int argc, char **argv) {
   log_set_program("fedlora-aggregator");
   config_cli cli = {0};
+  log_cli logs = LOG_CLI_INIT;
   char err[1024];
   for (int i = 1; i < argc; i++) {
     int took = config_cli_take(&cli, argc, argv, &i, err, sizeof err);
@@ -42,6 +45,11 @@ int main(int argc, char **argv) {
       return 2;
     }
     if (took) continue;
+    if ((took = log_cli_take(&logs, argc, argv, &i, err, sizeof err)) != 0) {
+      if (took > 0) continue;
+      fprintf(stderr, "fedlora-aggregator: %s\n", err);
+      return 2;
+    }
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage(stdout);
       return 0;
@@ -72,7 +80,7 @@ int main(int argc, char **argv) {
     agg_config_free(&cfg);
     return 0;
   }
-  log_set_level(cfg.server.log_level);
+  log_cli_apply(&logs, cfg.server.log_level);
   federation *f = federation_start(&cfg, err, sizeof err);
   if (!f) {
     log_error("%s", err);

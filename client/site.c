@@ -13,6 +13,7 @@
 #include "log.h"
 #include "payload.h"
 #include "rpc.h"
+#include "site_audit.h"
 #include "site_secagg.h"
 #include "site_train.h"
 
@@ -32,6 +33,7 @@ typedef struct {
   int backoff_ms;
   int tls_refusals; /* handshakes refused in a row */
   int tty;
+  audit_log *audit;  /* [audit] file; NULL: none */
 } site;
 
 /* ------------------------------------------------------------------ retries */
@@ -85,6 +87,8 @@ static int site_join_retry(site *s, int first) {
         s->secagg = plan->privacy && plan->privacy->secagg;
         s->secagg_range = s->secagg ? plan->privacy->secagg_clip_range : 0;
         s->secagg_scale = s->secagg ? plan->privacy->secagg_scale : 0;
+        site_audit_joined(s->audit, plan->run_id, plan->site, s->cfg->client.server,
+                          site_trainer_fingerprint(s->trainer));
         log_info("joined run %s as '%s': %u rounds, LoRA r=%u on %zu modules, %u local steps", plan->run_id,
                  plan->site, plan->rounds ? plan->rounds->total_rounds : 0, plan->lora ? plan->lora->rank : 0,
                  plan->lora ? plan->lora->n_target_modules : 0, plan->train ? plan->train->local_steps : 0);
@@ -96,6 +100,7 @@ static int site_join_retry(site *s, int first) {
     if (status_is_refusal(s, &st) || st.code == GRPC_STATUS_FAILED_PRECONDITION ||
         st.code == GRPC_STATUS_INVALID_ARGUMENT) {
       log_error("the aggregator refused this site: %s", st.message);
+      site_audit_refused(s->audit, "join", 0, st.code, st.message);
       return SITE_EXIT_REFUSED;
     }
     log_warn("cannot join yet (%s); retrying", st.message);
@@ -134,6 +139,7 @@ static int site_download(site *s, uint32_t round, const uint8_t *want_sha, float
   if (rc == 0 && ok && got_header && payload_rx_end(&rx, err, sizeof err) == 0 &&
       payload_check_finite(pl, (const float *)rx.data, err, sizeof err) == 0) {
     memcpy(out, rx.data, payload_bytes(pl));
+    site_audit_adapter_received(s->audit, round, rx.want, rx.size);
   } else if (rc == 0) {
     st->code = GRPC_STATUS_DATA_LOSS;
     snprintf(st->message, sizeof st->message, "global adapter of round %u: %s", round,
@@ -184,6 +190,8 @@ static int site_submit(site *s, uint32_t round, const float *update, const Fedlo
     }
     protobuf_c_message_free_unpacked(m, NULL);
   }
+  site_audit_update_sent(s->audit, round, sha, total, header.example_count,
+                         rc == 0 ? (*duplicate ? "duplicate" : "accepted") : "not_taken", rc == 0 ? NULL : st->message);
   return rc;
 }
 
@@ -329,7 +337,10 @@ static int site_finish(site *s, uint32_t final_round) {
   else
     rc = 0;
   free(final);
-  if (rc == 0) log_info("the run has finished after round %u; final adapter in %s", final_round, dir);
+  if (rc == 0) {
+    site_audit_finished(s->audit, final_round, dir);
+    log_info("the run has finished after round %u; final adapter in %s", final_round, dir);
+  }
   return rc;
 }
 
@@ -341,9 +352,14 @@ int site_run(const site_config *cfg, volatile int *stop) {
     log_error("%s", err);
     return SITE_EXIT_FAILED;
   }
+  if (cfg->audit.file && !(s.audit = audit_open(cfg->audit.file, "fedlora-client", err, sizeof err))) {
+    log_error("%s", err);
+    return SITE_EXIT_FAILED;
+  }
   s.trainer = site_trainer_build(cfg, err, sizeof err);
   if (!s.trainer) {
     log_error("%s", err);
+    audit_close(s.audit);
     return SITE_EXIT_FAILED;
   }
   rpc_client_config rc_cfg = {.target = cfg->client.server, .ca_file = cfg->client.ca,
@@ -353,6 +369,7 @@ int site_run(const site_config *cfg, volatile int *stop) {
   if (!s.rpc) {
     log_error("%s", err);
     site_trainer_free(s.trainer);
+    audit_close(s.audit);
     return SITE_EXIT_FAILED;
   }
   int rc = site_join_retry(&s, 1);
@@ -369,6 +386,7 @@ int site_run(const site_config *cfg, volatile int *stop) {
                   RPC_TIMEOUT_S, &st) != 0) {
       if (status_is_refusal(&s, &st)) {
         log_error("the aggregator refused this site: %s", st.message);
+        site_audit_refused(s.audit, "await", s.last_round, st.code, st.message);
         rc = SITE_EXIT_REFUSED;
       } else if (st.code == GRPC_STATUS_FAILED_PRECONDITION) {
         rc = site_join_retry(&s, 0); /* a new aggregator state that does not know us yet */
@@ -394,5 +412,6 @@ int site_run(const site_config *cfg, volatile int *stop) {
   }
   rpc_client_free(s.rpc);
   site_trainer_free(s.trainer);
+  audit_close(s.audit);
   return rc;
 }

@@ -41,6 +41,9 @@ static const config_field fields[] = {
      .help = "format of train and val; auto goes by extension, then by content"},
     {"data", "val_fraction", CFG_DOUBLE, AT(data.val_fraction), "0.1", 0, 1, .flags = CFG_BELOW_MAX,
      .help = "share of train held out for validation when val is unset (stable, content-based split)"},
+    {"audit", "file", CFG_PATH, AT(audit.file), NULL,
+     .help = "tamper-evident audit log of what this site sent and received (digests, sizes, example counts; "
+             "check with `fedlora audit verify`); unset: none"},
 };
 
 const config_schema site_config_schema = {"client", sizeof(site_config), fields, sizeof fields / sizeof fields[0],

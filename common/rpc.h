@@ -78,6 +78,8 @@ grpc_status_code rpc_call_fail(rpc_call *call, grpc_status_code code, const char
     __attribute__((format(printf, 3, 4)));
 /* The status a failed rpc_call_recv left behind. */
 grpc_status_code rpc_call_status(const rpc_call *call);
+/* The message of the failure status set by rpc_call_fail ("" while none). */
+const char *rpc_call_message(const rpc_call *call);
 /* True once the client has cancelled, the deadline has passed, or the server is stopping:
  * long waits in handlers poll this. */
 int rpc_call_done(rpc_call *call);

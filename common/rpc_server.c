@@ -152,6 +152,7 @@ const char *rpc_call_peer(const rpc_call *c) { return c->peer; }
 const char *rpc_call_method(const rpc_call *c) { return c->path; }
 const ProtobufCMessage *rpc_call_request(const rpc_call *c) { return c->request; }
 grpc_status_code rpc_call_status(const rpc_call *c) { return c->status; }
+const char *rpc_call_message(const rpc_call *c) { return c->message; }
 
 grpc_status_code rpc_call_fail(rpc_call *c, grpc_status_code code, const char *fmt, ...) {
   va_list ap;
