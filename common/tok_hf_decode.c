@@ -26,6 +26,7 @@ int hf_parse_decoder(hf_tokenizer *t, json_t *node, const char *where, char *err
   }
   dec_step step = {0};
   const char *text = NULL, *with = "";
+  metaspace_opts meta;  /* text points into it until the strdup below */
   if (!strcmp(type, "Replace")) {
     bool is_regex;
     step.kind = DEC_REPLACE;
@@ -56,7 +57,6 @@ int hf_parse_decoder(hf_tokenizer *t, json_t *node, const char *where, char *err
   } else if (!strcmp(type, "ByteLevel")) {
     step.kind = DEC_BYTE_LEVEL;
   } else if (!strcmp(type, "Metaspace")) {
-    metaspace_opts meta;
     if (hf_parse_metaspace(node, where, &meta, err, errlen) < 0) return -1;
     step.kind = DEC_METASPACE;
     step.drop_first = meta.prepend != PREPEND_NEVER;
