@@ -82,7 +82,6 @@ int byte_level_byte(uint32_t cp);  /* -1 if cp is not one of the 256 characters 
 int hf_parse_normalizer(hf_tokenizer *t, json_t *node, const char *path, char *err, size_t errlen);
 int hf_parse_pre_tokenizer(hf_tokenizer *t, json_t *node, const char *path, char *err, size_t errlen);
 int hf_parse_decoder(hf_tokenizer *t, json_t *node, const char *path, char *err, size_t errlen);
-void hf_free_steps(hf_tokenizer *t);
 /* Reads a Metaspace node's replacement, prepend_scheme (or legacy add_prefix_space) and split. */
 int hf_parse_metaspace(json_t *node, const char *where, metaspace_opts *out, char *err, size_t errlen);
 
