@@ -1,0 +1,35 @@
+/* Signed round manifests: what the aggregator vouches for in one round — the run, the round and
+ * attempt, the digest of the run plan and of the global adapter the sites start from — signed with
+ * its TLS key, so a site can check before training that the task came from the aggregator its CA
+ * certified and keep the proof beside its audit log.
+ *
+ * The signed document is JSON: {"body":"<canonical JSON of the manifest>","signature":"<hex>",
+ * "cert_pem":"<the aggregator's certificate>"}. The signature covers the body's exact bytes, so no
+ * re-serialisation is needed to check it. A site accepts a manifest only if the certificate chains
+ * to its [client] ca, is a TLS server certificate (serverAuth) for the name it expects the
+ * aggregator to have, and the signature over the body verifies with that certificate's key. */
+#ifndef FEDLORA_MANIFEST_H
+#define FEDLORA_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+typedef struct {
+  char run_id[64];
+  uint32_t round, attempt;
+  uint32_t base_round;       /* the committed round whose adapter the sites start from */
+  uint8_t plan_sha[32];      /* SHA-256 of the run plan (manifest_plan_digest) */
+  uint8_t adapter_sha[32];   /* SHA-256 of that adapter's payload bytes */
+} manifest;
+
+/* The signed document (malloc'd; free() it), or NULL with the reason in err. */
+char *manifest_sign(const manifest *m, EVP_PKEY *key, const char *cert_pem, char *err, size_t errlen);
+/* 0: valid, *out filled. 1: refused (forged, altered, wrong signer or name, not from the CA) with
+ * the reason in err. -1: cannot check (malformed document, unreadable CA). server_name: the name
+ * the aggregator's certificate must carry (DNS name or IP address). */
+int manifest_verify(const char *doc, const char *ca_path, const char *server_name, manifest *out, char *err,
+                    size_t errlen);
+
+#endif
