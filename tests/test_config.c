@@ -196,7 +196,7 @@ static void test_file_errors(void) {
                    "%s:9: [model] bogus: unknown key ([model] has base, lora_rank");
   expect_agg_error(
       AGG_REQUIRED "[sever]\nthreads = 2\n", NULL, 0,
-      "%s:10: [sever]: unknown section (expected one of server, model, rounds, train, aggregation, privacy)");
+      "%s:10: [sever]: unknown section (expected one of server, model, rounds, train, aggregation, privacy, audit, metrics)");
   expect_agg_error("threads = 2\n" AGG_REQUIRED, NULL, 0, "%s:1: threads: key outside any section");
   expect_agg_error(AGG_REQUIRED "[server]\nthreads = eight\n", NULL, 0,
                    "%s:10: [server] threads: expected an integer, got 'eight'");
