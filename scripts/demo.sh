@@ -27,8 +27,12 @@ port=${FEDLORA_DEMO_PORT:-7443}
 sites=(cardiology oncology paediatrics)
 start=$(date +%s)
 
-# Settings shared by the run and the baselines, read from the run's own configuration.
-ini_value() { sed -n "/^\[$1\]/,/^\[/{s/^$2 *= *//p}" "$top/examples/aggregator.ini" | head -n 1; }
+# Settings shared by the run and the baselines: the aggregator's effective configuration, so
+# FEDLORA_DEMO_SET overrides reach the baselines too.
+extra_sets=()
+for kv in ${FEDLORA_DEMO_SET:-}; do extra_sets+=(--set "$kv"); done
+effective=$("$build/fedlora-aggregator" --config "$top/examples/aggregator.ini" "${extra_sets[@]}" --print-config)
+ini_value() { printf '%s\n' "$effective" | sed -n "/^\[$1\]/,/^\[/{s/^$2 *= *//p}" | head -n 1; }
 rounds=$(ini_value rounds total)
 steps=$(ini_value train local_steps)
 batch=$(ini_value train batch)
@@ -37,6 +41,9 @@ lr=$(ini_value train lr)
 rank=$(ini_value model lora_rank)
 alpha=$(ini_value model lora_alpha)
 targets=$(ini_value model lora_targets | tr -d ' ')
+# With FFA-LoRA the sites train only B; the baselines do the same, so all three compare one recipe.
+freeze_a=()
+[ "$(ini_value model lora_mode)" = ffa ] && freeze_a=(--freeze-a)
 val_fraction=0.1
 
 rm -rf "$demo"
@@ -53,8 +60,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-extra_sets=()
-for kv in ${FEDLORA_DEMO_SET:-}; do extra_sets+=(--set "$kv"); done
 "$build/fedlora-aggregator" --config "$top/examples/aggregator.ini" --set "server.listen=127.0.0.1:$port" \
   "${extra_sets[@]}" >"$demo/logs/aggregator.log" 2>&1 &
 agg=$!
@@ -98,7 +103,7 @@ echo "demo: federated run done in ${fed_seconds} s; final global adapter in runs
 
 # Baselines with the same budget of optimizer steps.
 common=(--model "$base" --val-fraction "$val_fraction" --seq-len "$seq_len" --batch "$batch" --lr "$lr"
-        --rank "$rank" --alpha "$alpha" --targets "$targets" --grad-clip 1 --threads 2)
+        --rank "$rank" --alpha "$alpha" --targets "$targets" "${freeze_a[@]}" --grad-clip 1 --threads 2)
 for s in "${sites[@]}"; do
   "$fedlora" train "${common[@]}" --data "$demo/data/$s.jsonl" --steps $((rounds * steps)) \
     --out "$demo/local/$s" >"$demo/logs/local-$s.log" 2>&1
