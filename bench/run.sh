@@ -31,14 +31,14 @@ echo "machine: $model, $(nproc) cores, OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE, loa
 limit=$(awk '$1 == 2 { print $2 }' "$out.limit")
 echo "sgemm limit at 2 threads: $limit GFLOP/s"
 
-# One measurement: "<config> <side> tokens/s GFLOP/s RSS_MB" appended to $out.
+# One measurement: "<config> <side> tokens/s GFLOP/s RSS_MB cores_used" appended to $out.
 fedlora_run() {
   OMP_NUM_THREADS=2 "$build/train_bench" --config "$1" --threads 2 --limit "$limit" |
-    sed -n "s/^tokens\/s \([0-9.]*\)  GFLOP\/s \([0-9.]*\).*peak RSS \([0-9.]*\) MB.*/$1 fedlora \1 \2 \3/p" >>"$out"
+    sed -n "s/^tokens\/s \([0-9.]*\)  GFLOP\/s \([0-9.]*\).*peak RSS \([0-9.]*\) MB  cores used \([0-9.]*\).*/$1 fedlora \1 \2 \3 \4/p" >>"$out"
 }
 torch_run() { # config torch_threads openblas_threads
   OMP_NUM_THREADS=$2 OPENBLAS_NUM_THREADS=$3 "$python" "$here/torch_lora.py" --config "$1" --threads "$2" |
-    sed -n "s/^tokens\/s \([0-9.]*\) .*peak RSS \([0-9.]*\) MB.*/$1 torch$2x$3 \1 0 \2/p" >>"$out"
+    sed -n "s/^tokens\/s \([0-9.]*\) .*peak RSS \([0-9.]*\) MB  cores used \([0-9.]*\).*/$1 torch$2x$3 \1 0 \2 \3/p" >>"$out"
 }
 for rep in $(seq 1 "$reps"); do
   for c in $configs; do
@@ -59,14 +59,14 @@ def med(config, side, col):
     v = [float(r[col]) for r in rows if r[0] == config and r[1] == side]
     return statistics.median(v) if v else float("nan")
 print(f"\nmedians of {sys.argv[3]} runs, 2 threads each side; sgemm limit {limit:.1f} GFLOP/s")
-print("| config | fedlora tokens/s | GFLOP/s | % of sgemm limit | peak RSS MB | torch 2x1 tokens/s | torch 1x2 tokens/s "
-      "| torch best | torch peak RSS MB | fedlora / torch | RSS fedlora / torch |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| config | fedlora tokens/s | GFLOP/s | % of sgemm limit | peak RSS MB | cores used | torch 2x1 tokens/s "
+      "| torch 1x2 tokens/s | torch best | torch peak RSS MB | cores used | fedlora / torch | RSS fedlora / torch |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for c in sys.argv[4:]:
-    f, g, rss = med(c, "fedlora", 2), med(c, "fedlora", 3), med(c, "fedlora", 4)
+    f, g, rss, cores = med(c, "fedlora", 2), med(c, "fedlora", 3), med(c, "fedlora", 4), med(c, "fedlora", 5)
     a, b = med(c, "torch2x1", 2), med(c, "torch1x2", 2)
     best = "torch2x1" if a >= b else "torch1x2"
-    t, trss = max(a, b), med(c, best, 4)
-    print(f"| {c} | {f:.0f} | {g:.1f} | {100 * g / limit:.0f}% | {rss:.0f} | {a:.0f} | {b:.0f} | {t:.0f} | {trss:.0f} "
-          f"| {f / t:.2f}x | {rss / trss:.2f} |")
+    t, trss, tcores = max(a, b), med(c, best, 4), med(c, best, 5)
+    print(f"| {c} | {f:.0f} | {g:.1f} | {100 * g / limit:.0f}% | {rss:.0f} | {cores:.2f} | {a:.0f} | {b:.0f} | {t:.0f} "
+          f"| {trss:.0f} | {tcores:.2f} | {f / t:.2f}x | {rss / trss:.2f} |")
 EOF

@@ -141,15 +141,17 @@ def main():
         return loss.item()
 
     step()  # warm-up, as train_bench does
+    cpu0 = time.process_time()
     start = time.perf_counter()
     for _ in range(steps):
         loss = step()
     elapsed = time.perf_counter() - start
+    cores = (time.process_time() - cpu0) / elapsed  # 2 on two idle cores; less: the neighbours had them
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"config {args.config} torch {torch.__version__} torch_threads {torch.get_num_threads()} "
           f"OPENBLAS_NUM_THREADS {os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, {steps} steps")
     print(f"tokens/s {steps * n_tokens / elapsed:.0f}  step {elapsed / steps * 1e3:.1f} ms  "
-          f"peak RSS {rss_mb:.1f} MB  (loss {loss:.4f})")
+          f"peak RSS {rss_mb:.1f} MB  cores used {cores:.2f}  (loss {loss:.4f})")
 
 
 if __name__ == "__main__":

@@ -97,21 +97,25 @@ int main(int argc, char **argv) {
       trainer_build(&t, &m, &ad, &tc, err, sizeof err))
     goto fail;
   trainer_step(&t, &mx); /* warm-up: first touch of the arenas, OpenBLAS buffers */
+  struct rusage ru0, ru;
+  getrusage(RUSAGE_SELF, &ru0);
   double start = bench_seconds();
   step_report r = {0};
   for (int s = 0; s < steps; s++) r = trainer_step(&t, &mx);
   double elapsed = bench_seconds() - start;
   double tokens = (double)steps * bc->batch * bc->seq_len;
   double flops = steps * step_flops(&m.config, &ad, bc->batch, bc->seq_len);
-  struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
+  /* CPU seconds per wall second: 2 on two idle cores; less means the neighbours had the cores. */
+  double cpu = ru.ru_utime.tv_sec - ru0.ru_utime.tv_sec + (ru.ru_utime.tv_usec - ru0.ru_utime.tv_usec) * 1e-6 +
+               ru.ru_stime.tv_sec - ru0.ru_stime.tv_sec + (ru.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1e-6;
   printf("config %s (dim %d, layers %d, heads %d/%d, hidden %d, vocab %d, batch %dx%d), threads %d, %d steps\n",
          bc->name, bc->model.dim, bc->model.n_layers, bc->model.n_heads, bc->model.n_kv_heads, bc->model.hidden_dim,
          bc->model.vocab_size, bc->batch, bc->seq_len, threads, steps);
   double gflops = flops / elapsed * 1e-9;
-  printf("tokens/s %.0f  GFLOP/s %.2f  of limit %.1f%% (%.1f)  step %.1f ms  peak RSS %.1f MB  (loss %.4f)\n",
-         tokens / elapsed, gflops, 100.0 * gflops / limit, limit, elapsed / steps * 1e3, ru.ru_maxrss / 1024.0,
-         r.loss);
+  printf("tokens/s %.0f  GFLOP/s %.2f  of limit %.1f%% (%.1f)  step %.1f ms  peak RSS %.1f MB  cores used %.2f"
+         "  (loss %.4f)\n", tokens / elapsed, gflops, 100.0 * gflops / limit, limit, elapsed / steps * 1e3,
+         ru.ru_maxrss / 1024.0, cpu / elapsed, r.loss);
   trainer_free(&t);
   mixture_free(&mx);
   dataset_free(&data);
