@@ -1,5 +1,7 @@
 /* `fedlora train`: LoRA fine-tuning on a site's data files (jsonl, text or ids; see dataset.h), written
- * as a PEFT adapter directory. With --eval-every the validation loss picks the adapter written. */
+ * as a PEFT adapter directory. With --eval-every the validation loss picks the adapter written.
+ * Under `mpirun -np N` (built with FEDLORA_MPI) the N ranks train as one process with batch N * B
+ * (train.h); every rank evaluates and decides alike, and only rank 0 prints and writes. */
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -11,6 +13,7 @@
 #include "args.h"
 #include "commands.h"
 #include "dataset_site.h"
+#include "dist.h"
 #include "log.h"
 #include "model_tokenizer.h"
 #include "model.h"
@@ -47,7 +50,7 @@ static void usage(FILE *out) {
           "  --lr LR              peak learning rate (default 1e-4)\n"
           "  --weight-decay W     (default 0)\n"
           "  --beta1 B1 --beta2 B2 --eps E   AdamW (defaults 0.9, 0.999, 1e-8)\n"
-          "  --batch B            windows per micro-batch (default 4)\n"
+          "  --batch B            windows per micro-batch (default 4); per rank under mpirun\n"
           "  --seq-len T          window length (default: min(256, the model's max_seq_len))\n"
           "  --grad-accum K       micro-batches per optimizer step (default 1)\n"
           "  --steps N | --epochs E   optimizer steps, or passes over the data (default: 1 epoch)\n"
@@ -228,12 +231,27 @@ static int best_update(best_adapter *b, const lora_adapter *ad, double loss, lon
   return patience && ++b->stale >= patience;
 }
 
+static int train_run(train_args *args);
+
 int cmd_train(int argc, char **argv) {
   train_args a;
+  char err[1024];
   int parsed = args_parse(&a, argc, argv);
   if (parsed) return parsed > 0 ? 0 : 2;
-  if (a.threads) compute_threads_set(a.threads);
+  if (dist_init(&argc, &argv, err, sizeof err) != 0) {
+    fprintf(stderr, "fedlora train: %s\n", err);
+    return 1;
+  }
+  if (dist_rank() != 0 && log_get_level() < LOG_WARN) log_set_level(LOG_WARN); /* rank 0 speaks for all */
+  int rc = train_run(&a);
+  dist_finalize();
+  return rc;
+}
 
+static int train_run(train_args *args) {
+  train_args a = *args;
+  if (a.threads) compute_threads_set(a.threads);
+  int ranks = dist_size(), writer = dist_rank() == 0;
   char err[1024], tok_err[1024] = "";
   model m;
   lora_adapter ad;
@@ -269,7 +287,7 @@ int cmd_train(int argc, char **argv) {
     goto fail;
   have_data = 1;
   size_t windows = mixture_windows(&sd.mix);
-  long per_step = (long)a.train.batch * a.train.grad_accum;
+  long per_step = (long)a.train.batch * a.train.grad_accum * ranks;
   if (!a.train.steps) {
     double epochs = a.epochs > 0.0f ? a.epochs : 1.0;
     a.train.steps = (long)ceil(epochs * (double)windows / (double)per_step);
@@ -290,12 +308,17 @@ int cmd_train(int argc, char **argv) {
     }
     best_update(&best, &ad, val_before, 0, 0);
   }
-  log_info("training %zu LoRA parameters (r %d, alpha %g, %zu windows of %d) for %ld steps", ad.num_params,
-           ad.config.rank, ad.config.alpha, windows, a.train.seq_len, a.train.steps);
+  log_info("training %zu LoRA parameters (r %d, alpha %g, %zu windows of %d) for %ld steps on %d rank%s",
+           ad.num_params, ad.config.rank, ad.config.alpha, windows, a.train.seq_len, a.train.steps, ranks,
+           ranks == 1 ? "" : "s");
   double first_loss = NAN, last_loss = NAN, tokens = 0.0, start = seconds_now();
   long steps_run = 0;
   for (long s = 0; s < a.train.steps && !stopped_early; s++) {
     step_report r = trainer_step(&t, &sd.mix);
+    if (r.failed) {
+      snprintf(err, sizeof err, "step %ld: %s", s + 1, dist_error());
+      goto fail;
+    }
     if (s == 0) first_loss = r.loss;
     last_loss = r.loss;
     steps_run = s + 1;
@@ -315,12 +338,18 @@ int cmd_train(int argc, char **argv) {
   if (sd.has_val &&
       evaluate_loss(&m, &ad, &sd.val, a.train.batch, &val_after, &val_tokens, err, sizeof err))
     goto fail;
+  if (!writer) {
+    rc = 0;
+    goto done;
+  }
   if (peft_save(&ad, &m.config, a.out_dir, a.model_path, err, sizeof err)) goto fail;
   if (a.json) {
     json_t *o = json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:s}", "steps", (json_int_t)steps_run,
                           "trainable_params", (json_int_t)ad.num_params, "loss_first", first_loss, "loss_last",
                           last_loss, "tokens_per_s", elapsed > 0 ? tokens / elapsed : 0.0, "seconds", elapsed,
                           "out", a.out_dir);
+    json_object_set_new(o, "ranks", json_integer(ranks));
+    json_object_set_new(o, "allreduce_seconds", json_real(dist_allreduce_seconds()));
     json_t *files = json_array();
     for (int i = 0; i < sd.n; i++)
       json_array_append_new(files, json_pack("{s:s, s:f, s:I, s:I, s:I, s:I}", "path", sd.names[i], "weight",
@@ -353,7 +382,8 @@ int cmd_train(int argc, char **argv) {
   rc = 0;
   goto done;
 fail:
-  fprintf(stderr, "fedlora train: %s\n", err);
+  if (ranks > 1) fprintf(stderr, "fedlora train (rank %d of %d): %s\n", dist_rank(), ranks, err);
+  else fprintf(stderr, "fedlora train: %s\n", err);
 done:
   free(best.params);
   if (have_t) trainer_free(&t);

@@ -1,9 +1,12 @@
 /* Training steps and evaluation; see train.h. */
 #include "train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "dist.h"
 
 int trainer_build(trainer *t, model *m, lora_adapter *lora, const train_config *cfg, char *err, size_t err_size) {
   memset(t, 0, sizeof *t);
@@ -22,7 +25,9 @@ int trainer_build(trainer *t, model *m, lora_adapter *lora, const train_config *
   t->cfg = *cfg;
   t->params = lora ? lora->params : m->params;
   t->n = lora ? lora->num_params : m->num_params;
-  size_t bt = (size_t)cfg->batch * cfg->seq_len;
+  t->rank = dist_rank();
+  t->ranks = dist_size();
+  size_t bt = (size_t)(cfg->batch + 1) * cfg->seq_len;
   t->grad = calloc(t->n, sizeof(float));
   t->inputs = malloc(sizeof(int) * bt);
   t->targets = malloc(sizeof(int) * bt);
@@ -107,11 +112,22 @@ static uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/* Loads the next B windows of the mixture into t's batch buffers. */
+/* Loads this rank's B of the next B * ranks windows of the mixture into t's batch buffers. */
 static void batch_load(trainer *t, data_mixture *data) {
-  int B = t->cfg.batch, T = t->cfg.seq_len;
-  for (int b = 0; b < B; b++)
-    mixture_next(data, t->inputs + (size_t)b * T, t->targets + (size_t)b * T, t->mask + (size_t)b * T);
+  int B = t->cfg.batch, T = t->cfg.seq_len, N = t->ranks;
+  for (int j = 0; j < B * N; j++) {
+    size_t row = j % N == t->rank ? (size_t)(j / N) : (size_t)B;
+    mixture_next(data, t->inputs + row * T, t->targets + row * T, t->mask + row * T);
+  }
+}
+
+/* The share of a micro-batch's mean loss that this rank's rows carry: its counted targets over
+ * those of all ranks. 1 for one rank; -1 when the collective failed. */
+static double rank_share(trainer *t) {
+  if (t->ranks == 1) return 1.0;
+  float count[1] = {(float)loss_count(t->targets, t->mask, t->cfg.batch * t->cfg.seq_len)}, mine = count[0];
+  if (dist_allreduce_sum(count, 1) != 0) return -1.0;
+  return count[0] > 0.0f ? (double)mine / (double)count[0] : 0.0;
 }
 
 step_report trainer_step(trainer *t, data_mixture *data) {
@@ -120,9 +136,20 @@ step_report trainer_step(trainer *t, data_mixture *data) {
   for (int k = 0; k < accum; k++) {
     long micro = t->step * accum + k;
     batch_load(t, data);
-    /* a non-zero seed per micro-batch turns dropout on with a fresh mask */
-    uint64_t dropout_seed = mix64(t->cfg.seed ^ mix64((uint64_t)micro)) | 1u;
-    loss += trainer_accumulate(t, t->inputs, t->targets, t->mask, 1.0f / (float)accum, dropout_seed);
+    /* a non-zero seed per micro-batch and rank turns dropout on with a fresh mask */
+    uint64_t dropout_seed = mix64(t->cfg.seed ^ mix64((uint64_t)micro * t->ranks + t->rank)) | 1u;
+    double share = rank_share(t);
+    if (share < 0.0) return (step_report){.loss = NAN, .failed = 1};
+    loss += share * trainer_accumulate(t, t->inputs, t->targets, t->mask, (float)(share / accum), dropout_seed);
+  }
+  if (t->ranks > 1) {
+    /* the shares already weight each rank's rows by the global count: the sum is the mean */
+    float total_loss[1] = {(float)loss};
+    if (dist_allreduce_sum(t->grad, t->n) != 0 || dist_allreduce_sum(total_loss, 1) != 0) {
+      memset(t->grad, 0, sizeof(float) * t->n);
+      return (step_report){.loss = NAN, .failed = 1};
+    }
+    loss = total_loss[0];
   }
   step_report r = trainer_update(t);
   r.loss = loss / accum;

@@ -2,7 +2,14 @@
  * cross-entropy + backward into one flat gradient, global-norm clipping, then the optimizer at the
  * scheduled learning rate. The trainable array is the LoRA adapter's params, or in full-parameter
  * mode the whole base-weight arena. Nothing is allocated after trainer_build. Results are
- * deterministic given the seed and the thread count. */
+ * deterministic given the seed and the thread count.
+ *
+ * Data parallel (dist.h): with N ranks each micro-batch is N * B windows. Every rank draws all of
+ * them from the same seeded mixture and keeps draws r, r + N, r + 2N, ... (its B rows); the
+ * gradient is weighted by the micro-batch's token count summed over ranks and then summed with an
+ * allreduce, so N ranks with batch B compute the mean loss over the same N * B windows as one
+ * process with batch N * B, up to float summation order (LoRA dropout masks differ: they are drawn
+ * per rank). Clipping and the optimizer then run on identical gradients on every rank. */
 #ifndef FEDLORA_TRAIN_H
 #define FEDLORA_TRAIN_H
 
@@ -39,9 +46,10 @@ typedef struct {
   model_weights dweights; /* full-parameter mode: pointers into grad */
   optimizer opt;
   model_activations acts;
-  int *inputs, *targets;  /* (B, T) */
-  float *mask;            /* (B, T) */
+  int *inputs, *targets;  /* (B + 1, T) row B is scratch for windows other ranks take */
+  float *mask;            /* (B + 1, T) */
   long step;              /* optimizer steps done */
+  int rank, ranks;        /* dist_rank(), dist_size() at trainer_build */
 } trainer;
 
 /* lora NULL trains every base weight. */
@@ -52,9 +60,11 @@ typedef struct {
   double loss;      /* mean loss over the step's micro-batches (before the update) */
   float grad_norm;  /* global norm before clipping */
   float lr;
+  int failed;       /* a collective across ranks failed (dist_error() says why); nothing was updated */
 } step_report;
 
-/* One optimizer step on the next grad_accum * B windows drawn from data (windows of cfg.seq_len). */
+/* One optimizer step on the next grad_accum * B * ranks windows drawn from data (windows of cfg.seq_len),
+ * this rank's share of them computed here. */
 step_report trainer_step(trainer *t, data_mixture *data);
 
 /* Forward + loss + backward of one batch, adding weight * d(mean loss) into t->grad. Returns the
