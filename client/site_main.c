@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dist.h"
 #include "log.h"
 #include "site.h"
 #include "site_config.h"
+#include "site_dist.h"
 #include "site_train.h"
 
 static volatile int stop_requested;
@@ -95,12 +97,25 @@ int main(int argc, char **argv) {
     return 0;
   }
   log_cli_apply(&logs, cfg.client.log_level);
+  /* under mpirun: rank 0 is the site, the other ranks train with it (site_dist.h) */
+  if (dist_init(&argc, &argv, err, sizeof err) != 0) {
+    log_error("%s", err);
+    site_config_free(&cfg);
+    return SITE_EXIT_FAILED;
+  }
+  if (dist_rank() != 0) {
+    char program[64];
+    snprintf(program, sizeof program, "fedlora-client[rank %d]", dist_rank());
+    log_set_program(program);
+  }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  int rc = site_run(&cfg, &stop_requested);
+  int rc = dist_rank() == 0 ? site_run(&cfg, &stop_requested) : site_dist_follow(&cfg);
+  if (dist_rank() == 0) site_dist_stop(rc);
   site_config_free(&cfg);
+  dist_finalize();
   return rc;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "dataset_site.h"
+#include "dist.h"
 #include "dp.h"
 #include "fingerprint.h"
 #include "log.h"
@@ -16,6 +17,7 @@
 #include "ops.h"
 #include "peft.h"
 #include "plan.h"
+#include "site_dist.h"
 #include "train.h"
 
 struct site_trainer {
@@ -123,7 +125,8 @@ void site_trainer_describe(const site_trainer *st, Fedlora__V1__JoinRequest *req
   req->train_tokens = st->planned && !st->cfg->simulate ? st->data.train[0].counted_tokens : 0;
 }
 
-int site_trainer_plan(site_trainer *st, const Fedlora__V1__JoinResponse *plan, char *err, size_t errlen) {
+/* The plan's batch is the site's: on several ranks each takes an equal share of every micro-batch. */
+static int plan_adopt(site_trainer *st, const Fedlora__V1__JoinResponse *plan, char *err, size_t errlen) {
   lora_config lc;
   if (plan_lora_config(plan->lora, &lc, err, errlen) != 0) return -1;
   if (!plan->train) {
@@ -151,7 +154,17 @@ int site_trainer_plan(site_trainer *st, const Fedlora__V1__JoinResponse *plan, c
   long steps = st->train.local_steps;
   if (steps <= 0) steps = (long)ceil(st->train.local_epochs * (double)mixture_windows(&st->data.mix) / st->tcfg.batch);
   if (plan_train_config(plan->train, steps > 0 ? steps : 1, 0, &st->tcfg, err, errlen) != 0) return -1;
+  if (st->tcfg.batch % dist_size() != 0) {
+    snprintf(err, errlen, "the plan's batch %d does not split evenly over %d ranks", st->tcfg.batch, dist_size());
+    return -1;
+  }
+  st->tcfg.batch /= dist_size();
   return trainer_build(&st->t, &st->base, &st->ad, &st->tcfg, err, errlen);
+}
+
+int site_trainer_plan(site_trainer *st, const Fedlora__V1__JoinResponse *plan, char *err, size_t errlen) {
+  if (dist_rank() == 0 && site_dist_send_plan(plan, err, errlen) != 0) return -1;
+  return site_dist_agree(plan_adopt(st, plan, err, errlen), err, errlen);
 }
 
 /* splitmix64: the simulated update only needs to be cheap and reproducible from the round's seed. */
@@ -172,7 +185,7 @@ static void simulate_round(const site_trainer *st, const float *global, uint64_t
   metrics->val_loss_before = NAN;
 }
 
-int site_trainer_round(site_trainer *st, const float *global, uint64_t seed, float *update,
+static int round_train(site_trainer *st, const float *global, uint64_t seed, float *update,
                        Fedlora__V1__SiteMetrics *metrics, site_progress_fn progress, void *user, char *err,
                        size_t errlen) {
   if (st->cfg->simulate) {
@@ -207,9 +220,13 @@ int site_trainer_round(site_trainer *st, const float *global, uint64_t seed, flo
 
   double t0 = seconds_now(), loss_sum = 0;
   long steps = st->tcfg.steps;
-  double tokens_per_step = (double)st->tcfg.batch * st->tcfg.seq_len;
+  double tokens_per_step = (double)st->tcfg.batch * dist_size() * st->tcfg.seq_len;
   for (long s = 0; s < steps; s++) {
     step_report r = trainer_step(t, mix);
+    if (r.failed) {
+      snprintf(err, errlen, "local step %ld across %d ranks: %s", s + 1, dist_size(), dist_error());
+      return -1;
+    }
     if (!isfinite(r.loss)) {
       snprintf(err, errlen, "the training loss became %g at local step %ld", r.loss, s + 1);
       return -1;
@@ -230,6 +247,13 @@ int site_trainer_round(site_trainer *st, const float *global, uint64_t seed, flo
   metrics->steps = (uint32_t)steps;
   metrics->seconds = seconds_now() - t0;
   return 0;
+}
+
+int site_trainer_round(site_trainer *st, const float *global, uint64_t seed, float *update,
+                       Fedlora__V1__SiteMetrics *metrics, site_progress_fn progress, void *user, char *err,
+                       size_t errlen) {
+  if (dist_rank() == 0 && site_dist_send_round(global, st->layout.floats, seed, err, errlen) != 0) return -1;
+  return site_dist_agree(round_train(st, global, seed, update, metrics, progress, user, err, errlen), err, errlen);
 }
 
 int site_trainer_save(site_trainer *st, const float *payload, const char *dir, char *err, size_t errlen) {
