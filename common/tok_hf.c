@@ -197,6 +197,10 @@ static int check_model(hf_tokenizer *t, json_t *model, const char *path, char *e
   return 0;
 }
 
+/* Tables are sized by the largest id, so one far-off id in a small file would cost gigabytes; the
+ * largest real vocabularies are a quarter of this (and a model's vocab_size is bounded alike). */
+enum { HF_MAX_ID = (1 << 20) - 1 };
+
 /* Every token string goes into one arena, indexed by id; the vocab and added maps borrow from it. */
 static int load_tokens(hf_tokenizer *t, json_t *vocab, json_t *added, const char *path, char *err, size_t errlen) {
   size_t bytes = 0;
@@ -204,8 +208,8 @@ static int load_tokens(hf_tokenizer *t, json_t *vocab, json_t *added, const char
   const char *key;
   json_t *value;
   json_object_foreach(vocab, key, value) {
-    if (!json_is_integer(value) || json_integer_value(value) < 0 || json_integer_value(value) > INT32_MAX - 1) {
-      tok_error(err, errlen, "%s: model.vocab[\"%s\"] is not a valid id", path, key);
+    if (!json_is_integer(value) || json_integer_value(value) < 0 || json_integer_value(value) > HF_MAX_ID) {
+      tok_error(err, errlen, "%s: model.vocab[\"%s\"] is not an id in 0..%d", path, key, HF_MAX_ID);
       return -1;
     }
     bytes += strlen(key) + 1;
@@ -214,9 +218,10 @@ static int load_tokens(hf_tokenizer *t, json_t *vocab, json_t *added, const char
   size_t i;
   json_array_foreach(added, i, value) {
     json_t *id = json_object_get(value, "id"), *content = json_object_get(value, "content");
-    if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) > INT32_MAX - 1 ||
+    if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) > HF_MAX_ID ||
         !json_is_string(content) || !*json_string_value(content)) {
-      tok_error(err, errlen, "%s: added_tokens[%zu] needs an id and a non-empty content", path, i);
+      tok_error(err, errlen, "%s: added_tokens[%zu] needs an id in 0..%d and a non-empty content", path, i,
+                HF_MAX_ID);
       return -1;
     }
     static const char *const unsupported[] = {"lstrip", "rstrip", "single_word", "normalized"};

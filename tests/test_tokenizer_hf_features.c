@@ -120,5 +120,15 @@ int main(void) {
   check_rejected(dir, "@POST@", "{\"type\":\"RobertaProcessing\"}", "post_processor type \"RobertaProcessing\"");
   check_rejected(dir, "@LSTRIP@", "true", "sets lstrip");
   check_rejected(dir, "@MERGE@", "zz", "\"zz\" is not in the vocabulary");
+
+  /* Found by fuzz_tokenizer_hf: the tables are sized by the largest id, so one id of 385000000 in
+   * a file of a few hundred bytes asked for 3 GB. */
+  char sparse[300];
+  snprintf(sparse, sizeof sparse, "%s/sparse.json", dir);
+  f = fopen(sparse, "w");
+  fputs("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":385000000},\"merges\":[]}}", f);
+  fclose(f);
+  CHECK(tokenizer_load(sparse, err, sizeof err) == NULL);
+  CHECK_STR_CONTAINS(err, "model.vocab[\"b\"] is not an id in 0..1048575");
   return harness_finish();
 }
