@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Debian 12 packages fedlora needs to build and run, in one place. Installs the missing ones
 # when run as root; otherwise prints the exact apt-get line and fails. Idempotent.
+# `deps.sh --mpi` adds Open MPI for -DFEDLORA_MPI=ON (docs/mpi.md), which is otherwise left out.
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,14 @@ packages=(
   libmicrohttpd-dev                      # the aggregator's Prometheus /metrics endpoint
   python3                                # tests: independent recomputations (tests/fed/*.py)
 )
+
+# Optional: training across MPI ranks (-DFEDLORA_MPI=ON); installed only with --mpi.
+mpi_packages=(libopenmpi-dev openmpi-bin)
+if [ "${1:-}" = "--mpi" ]; then
+  packages+=("${mpi_packages[@]}")
+elif ! dpkg-query -W -f='${Status}' libopenmpi-dev 2>/dev/null | grep -q "install ok installed"; then
+  echo "deps.sh: optional, for -DFEDLORA_MPI=ON: apt-get install -y ${mpi_packages[*]} (or deps.sh --mpi)" >&2
+fi
 
 missing=()
 for p in "${packages[@]}"; do
