@@ -52,6 +52,9 @@ static const config_field fields[] = {
      .help = "its private key (unencrypted PEM, mode 0600)"},
     {"server", "client_ca", CFG_PATH, AT(server.client_ca), NULL, .flags = CFG_REQUIRED,
      .help = "CA certificate(s) that issued the sites' client certificates (PEM, may hold several)"},
+    {"server", "crl", CFG_PATH, AT(server.crl), NULL,
+     .help = "certificate revocation list of client_ca (PEM); revoked site certificates are refused during the "
+             "TLS handshake; SIGHUP rereads it without stopping the run"},
     {"server", "allowed_clients", CFG_LIST, AT(server.allowed_clients), NULL, .flags = CFG_REQUIRED,
      .help = "Common Names of the site certificates admitted to the run, comma-separated"},
     {"server", "state_dir", CFG_PATH, AT(server.state_dir), NULL, .flags = CFG_REQUIRED,

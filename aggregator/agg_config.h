@@ -24,6 +24,7 @@ typedef struct {
     char *listen;                 /* host:port */
     char *cert, *key;             /* the aggregator's certificate and key (PEM) */
     char *client_ca;              /* CA bundle the sites' certificates must chain to */
+    char *crl;                    /* revocation list of client_ca (PEM); NULL: none; reread on SIGHUP */
     config_list allowed_clients;  /* certificate Common Names admitted as sites */
     char *state_dir;
     int threads;                  /* RPC handler threads */

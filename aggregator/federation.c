@@ -66,6 +66,7 @@ struct federation {
   agg_ops *ops;                  /* audit log and metrics */
   pthread_t ticker;
   atomic_int stop;
+  atomic_int reload;        /* SIGHUP: reread the CRL */
 };
 
 /* Each download or upload holds its payload several times over (a copy, gRPC's buffers, the
@@ -1062,7 +1063,7 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   rpc_server_config rc_cfg = {.listen = cfg->server.listen, .cert_file = cfg->server.cert, .key_file = cfg->server.key,
                               .client_ca_file = cfg->server.client_ca, .methods = methods,
                               .n_methods = sizeof methods / sizeof methods[0], .user = f, .threads = threads,
-                              .idle_timeout_ms = cfg->server.idle_timeout_s * 1000};
+                              .idle_timeout_ms = cfg->server.idle_timeout_s * 1000, .crl_file = cfg->server.crl};
   f->server = rpc_server_start(&rc_cfg, err, errlen);
   if (!f->server) goto fail;
   log_info("listening on %s (port %d)", cfg->server.listen, rpc_server_port(f->server));
@@ -1077,11 +1078,26 @@ int federation_port(const federation *f) { return rpc_server_port(f->server); }
 
 void federation_request_stop(federation *f) { atomic_store(&f->stop, 1); }
 
+void federation_request_reload(federation *f) { atomic_store(&f->reload, 1); }
+
+/* A failed reload keeps the revocation list in force: the run goes on either way. */
+static void reload_crl(federation *f) {
+  char err[512];
+  if (!f->cfg->server.crl)
+    log_info("SIGHUP: no [server] crl configured; nothing to reload");
+  else if (rpc_server_reload_crl(f->server, err, sizeof err) != 0)
+    log_error("SIGHUP: the revocation list %s was not reloaded (the previous one stays in force): %s",
+              f->cfg->server.crl, err);
+  else
+    log_info("SIGHUP: revocation list %s reloaded", f->cfg->server.crl);
+}
+
 void federation_wait(federation *f) {
   /* After the last commit the aggregator stays up until every joined site has fetched the final
    * adapter (so none retries against a closed port), or two poll intervals have passed. */
   double grace = 2.0 * f->cfg->server.poll_seconds + 5.0;
   while (!atomic_load(&f->stop)) {
+    if (atomic_exchange(&f->reload, 0)) reload_crl(f);
     pthread_mutex_lock(&f->mu);
     int done = 0;
     if (f->finished_at > 0) {

@@ -23,6 +23,8 @@ int federation_port(const federation *f);
 void federation_wait(federation *f);
 /* Safe from a signal handler's thread (uses no locks): asks federation_wait to return. */
 void federation_request_stop(federation *f);
+/* Safe from a signal handler: asks federation_wait to reread [server] crl (SIGHUP). */
+void federation_request_reload(federation *f);
 void federation_stop(federation *f);
 
 #endif

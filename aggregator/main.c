@@ -10,8 +10,11 @@
 static federation *running;
 
 static void on_signal(int sig) {
-  (void)sig;
-  if (running) federation_request_stop(running);
+  if (!running) return;
+  if (sig == SIGHUP)
+    federation_request_reload(running);
+  else
+    federation_request_stop(running);
 }
 
 static void usage(FILE *out) {
@@ -22,7 +25,7 @@ static void usage(FILE *out) {
           "over mutual TLS, hands them the run plan, opens rounds, checks and averages their updates, and\n"
           "commits each round's global adapter to [server] state_dir. Restarted on the same state_dir, it\n"
           "resumes from the last committed round. Exits 0 once every round is committed and the sites\n"
-          "have been told, or on SIGINT/SIGTERM.\n"
+          "have been told, or on SIGINT/SIGTERM. SIGHUP rereads [server] crl.\n"
           "\n"
           "  --config FILE        INI configuration (see examples/aggregator.ini)\n"
           "  --set S.K=V          override one key, e.g. --set rounds.total=5 (repeatable)\n"
@@ -93,6 +96,7 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
   federation_wait(f);
   running = NULL;
   federation_stop(f);
