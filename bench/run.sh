@@ -8,7 +8,8 @@
 # of medians. Both sides use 2 threads. PyTorch runs in both sane arrangements and the faster median
 # counts: torch 2 threads with OPENBLAS_NUM_THREADS=1, and torch 1 thread with OPENBLAS_NUM_THREADS=2
 # (never both at 2: the two pools then fight). fedlora has one pool (OMP_NUM_THREADS=2 = --threads 2).
-# With the defaults it takes about 10 minutes on an idle 2-core machine.
+# A PyTorch run stops timing after the step that passes 30 s (rates stay per step), so a pathological
+# arrangement on a busy machine cannot stretch the run; with the defaults it takes about 10 minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -37,7 +38,7 @@ fedlora_run() {
     sed -n "s/^tokens\/s \([0-9.]*\)  GFLOP\/s \([0-9.]*\).*peak RSS \([0-9.]*\) MB  cores used \([0-9.]*\).*/$1 fedlora \1 \2 \3 \4/p" >>"$out"
 }
 torch_run() { # config torch_threads openblas_threads
-  OMP_NUM_THREADS=$2 OPENBLAS_NUM_THREADS=$3 "$python" "$here/torch_lora.py" --config "$1" --threads "$2" |
+  OMP_NUM_THREADS=$2 OPENBLAS_NUM_THREADS=$3 "$python" "$here/torch_lora.py" --config "$1" --threads "$2" --max-seconds 30 |
     sed -n "s/^tokens\/s \([0-9.]*\) .*peak RSS \([0-9.]*\) MB  cores used \([0-9.]*\).*/$1 torch$2x$3 \1 0 \2 \3/p" >>"$out"
 }
 for rep in $(seq 1 "$reps"); do

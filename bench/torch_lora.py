@@ -120,6 +120,9 @@ def main():
     ap.add_argument("--config", choices=CONFIGS, default="tiny")
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     ap.add_argument("--steps", type=int, default=0, help="timed steps (default: the config's)")
+    ap.add_argument("--max-seconds", type=float, default=0.0,
+                    help="stop timing after the step that passes this (at least one step); 0: no limit. "
+                         "Keeps run.sh bounded when an arrangement is pathologically slow on a busy machine")
     args = ap.parse_args()
     c = CONFIGS[args.config]
     steps = args.steps or c["steps"]
@@ -143,14 +146,18 @@ def main():
     step()  # warm-up, as train_bench does
     cpu0 = time.process_time()
     start = time.perf_counter()
-    for _ in range(steps):
+    done = 0
+    while done < steps:
         loss = step()
+        done += 1
+        if args.max_seconds > 0 and time.perf_counter() - start > args.max_seconds:
+            break
     elapsed = time.perf_counter() - start
     cores = (time.process_time() - cpu0) / elapsed  # 2 on two idle cores; less: the neighbours had them
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"config {args.config} torch {torch.__version__} torch_threads {torch.get_num_threads()} "
-          f"OPENBLAS_NUM_THREADS {os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, {steps} steps")
-    print(f"tokens/s {steps * n_tokens / elapsed:.0f}  step {elapsed / steps * 1e3:.1f} ms  "
+          f"OPENBLAS_NUM_THREADS {os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, {done} steps")
+    print(f"tokens/s {done * n_tokens / elapsed:.0f}  step {elapsed / done * 1e3:.1f} ms  "
           f"peak RSS {rss_mb:.1f} MB  cores used {cores:.2f}  (loss {loss:.4f})")
 
 
