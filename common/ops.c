@@ -92,13 +92,6 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int batch,
   rope_rotate(dx, cos_t, sin_t, batch, seq_len, heads, head_dim, -1.0f);
 }
 
-/* Causal products run in blocks of query rows: block [t0, t0 + rows) needs keys [0, t0 + rows) only,
- * so the masked corner costs about a quarter of the square instead of a half (T = 256: 62% of the
- * full products' FLOPs with 64-row blocks), while each product stays large enough for sgemm. */
-enum { ATT_BLOCK = 64 };
-
-static int att_rows(int t0, int T) { return T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK; }
-
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int batch,
                        int seq_len, int n_heads, int n_kv_heads, int head_dim) {
   int T = seq_len, qd = n_heads * head_dim, kvd = n_kv_heads * head_dim, group = n_heads / n_kv_heads;
@@ -110,11 +103,8 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
     const float *kb = k + (size_t)b * T * kvd + kvh * head_dim;
     const float *vb = v + (size_t)b * T * kvd + kvh * head_dim;
     float *a = att + (size_t)bh * T * T;
-    for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
-      int rows = att_rows(t0, T);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, t0 + rows, head_dim, scale, qb + (size_t)t0 * qd,
-                  qd, kb, kvd, 0.0f, a + (size_t)t0 * T, T);
-    }
+    /* The full T x T product costs twice the causal half but runs at sgemm speed. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, head_dim, scale, qb, qd, kb, kvd, 0.0f, a, T);
     for (int t = 0; t < T; t++) {
       float *row = a + (size_t)t * T;
       float mx = row[0];
@@ -127,12 +117,8 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
       for (int j = 0; j <= t; j++) row[j] /= sum;
       memset(row + t + 1, 0, sizeof(float) * (size_t)(T - t - 1));
     }
-    float *ob = out + (size_t)b * T * qd + h * head_dim;
-    for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
-      int rows = att_rows(t0, T);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, head_dim, t0 + rows, 1.0f, a + (size_t)t0 * T, T,
-                  vb, kvd, 0.0f, ob + (size_t)t0 * qd, qd);
-    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head_dim, T, 1.0f, a, T, vb, kvd, 0.0f,
+                out + (size_t)b * T * qd + h * head_dim, qd);
   }
 }
 
@@ -157,14 +143,9 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
       const float *qb = q + (size_t)b * T * qd + h * head_dim;
       const float *dob = dout + (size_t)b * T * qd + h * head_dim;
       float *dqb = dq + (size_t)b * T * qd + h * head_dim;
-      /* dP = dO V^T, dV += P^T dO; row block [t0, t0 + rows) reaches keys [0, t0 + rows) */
-      for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
-        int rows = att_rows(t0, T), keys = t0 + rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, head_dim, 1.0f, dob + (size_t)t0 * qd, qd,
-                    vb, kvd, 0.0f, da + (size_t)t0 * T, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, keys, head_dim, rows, 1.0f, a + (size_t)t0 * T, T,
-                    dob + (size_t)t0 * qd, qd, 1.0f, dvb, kvd);
-      }
+      /* dP = dO V^T, dV += P^T dO */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, head_dim, 1.0f, dob, qd, vb, kvd, 0.0f, da, T);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, head_dim, T, 1.0f, a, T, dob, qd, 1.0f, dvb, kvd);
       /* softmax backward: dS = P (dP - sum_j P dP), times the score scale */
       for (int t = 0; t < T; t++) {
         const float *pr = a + (size_t)t * T;
@@ -172,18 +153,11 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
         float dot = 0.0f;
         for (int j = 0; j <= t; j++) dot += pr[j] * dr[j];
         for (int j = 0; j <= t; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
-        /* zero only what the row's block product below reads */
-        int keys = t - t % ATT_BLOCK + att_rows(t - t % ATT_BLOCK, T);
-        memset(dr + t + 1, 0, sizeof(float) * (size_t)(keys - t - 1));
+        memset(dr + t + 1, 0, sizeof(float) * (size_t)(T - t - 1));
       }
       /* dQ += dS K, dK += dS^T Q */
-      for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
-        int rows = att_rows(t0, T), keys = t0 + rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, head_dim, keys, 1.0f, da + (size_t)t0 * T, T, kb,
-                    kvd, 1.0f, dqb + (size_t)t0 * qd, qd);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, keys, head_dim, rows, 1.0f, da + (size_t)t0 * T, T,
-                    qb + (size_t)t0 * qd, qd, 1.0f, dkb, kvd);
-      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head_dim, T, 1.0f, da, T, kb, kvd, 1.0f, dqb, qd);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, head_dim, T, 1.0f, da, T, qb, qd, 1.0f, dkb, kvd);
     }
   }
 }
