@@ -13,7 +13,9 @@ packages=(
   libpcre2-dev libutf8proc-dev           # tokenizer pre-tokenizer regex and NFC
   libinih-dev                            # INI configuration
   libmicrohttpd-dev                      # the aggregator's Prometheus /metrics endpoint
+  libplplot-dev plplot-driver-cairo      # `fedlora plot`: PNG through cairo
   python3                                # tests: independent recomputations (tests/fed/*.py)
+  clang libclang-rt-14-dev               # tests: the libFuzzer smoke run of every parser
 )
 
 # Optional: training across MPI ranks (-DFEDLORA_MPI=ON); installed only with --mpi.
