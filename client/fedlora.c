@@ -10,6 +10,7 @@ static const command commands[] = {
     {"eval", "mean next-token loss and perplexity of a model (+ adapter) on a data file", cmd_eval},
     {"generate", "continue a prompt (text or ids), greedy or sampled (like llama2.c run.c)", cmd_generate},
     {"merge", "fold a LoRA adapter into its base model, written as a Hugging Face directory", cmd_merge},
+    {"plot", "validation loss, participants and epsilon per round of a run, as PNG or SVG", cmd_plot},
     {"pretrain", "full-parameter training of a small byte-level model from random weights", cmd_pretrain},
     {"status", "the state of a federated run, asked of its aggregator", cmd_status},
     {"synth", "synthetic site records (cardiology, oncology, paediatrics) or generic text, as JSONL", cmd_synth},
