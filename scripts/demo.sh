@@ -11,7 +11,7 @@
 # moving the data). One table compares the validation loss of the base model and the three ways,
 # per site and pooled.
 #
-# Writes runs/demo/: summary.json, global-adapter/ (the final global adapter, a PEFT directory),
+# Writes runs/demo/: summary.json, rounds.png (fedlora plot of the run), global-adapter/ (the final global adapter, a PEFT directory),
 # logs/, and the run's state. Environment: FEDLORA_DEMO_PORT (default 7443); FEDLORA_DEMO_SET, extra
 # aggregator settings forwarded as --set, e.g. "privacy.secagg=on model.lora_mode=ffa".
 set -euo pipefail
@@ -177,4 +177,5 @@ printf '(%s rounds, %s s in all)\n' "$rounds" "$seconds"
   printf '"rounds": %s, "seconds": %s}\n' "$rounds" "$seconds"
 } >"$demo/summary.json.tmp"
 mv "$demo/summary.json.tmp" "$demo/summary.json"
-echo "demo: wrote runs/demo/summary.json"
+"$fedlora" plot "$demo/aggregator" -o "$demo/rounds.png"
+echo "demo: wrote runs/demo/summary.json and runs/demo/rounds.png (validation loss per round)"
