@@ -18,6 +18,7 @@
 #include "log.h"
 #include "model.h"
 #include "payload.h"
+#include "payload_stream.h"
 #include "plan.h"
 #include "round.h"
 #include "rpc.h"
@@ -513,6 +514,11 @@ static json_t *submission_meta(const Fedlora__V1__UpdateHeader *h, const uint8_t
   return meta;
 }
 
+static payload_chunk_view update_chunk_view(const ProtobufCMessage *msg) {
+  const Fedlora__V1__UpdateChunk *c = (const Fedlora__V1__UpdateChunk *)msg;
+  return (payload_chunk_view){c->header != NULL, c->offset, c->data.data, c->data.len};
+}
+
 static grpc_status_code submit_body(rpc_call *call, federation *f) {
   const char *site = rpc_call_peer(call);
   char err[512];
@@ -538,26 +544,7 @@ static grpc_status_code submit_body(rpc_call *call, federation *f) {
                        (uint64_t)f->cfg->server.max_update_mb << 20, err, sizeof err) != 0)
     code = rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", err);
   /* The header chunk may carry data too; then every further chunk. */
-  Fedlora__V1__UpdateChunk *chunk = first;
-  while (code == GRPC_STATUS_OK) {
-    if (chunk->header && chunk != first) {
-      code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "a second header at offset %llu",
-                           (unsigned long long)chunk->offset);
-      break;
-    }
-    if (payload_rx_chunk(&rx, chunk->offset, chunk->data.data, chunk->data.len, err, sizeof err) != 0) {
-      code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
-      break;
-    }
-    if (chunk != first) protobuf_c_message_free_unpacked(&chunk->base, NULL);
-    chunk = first;
-    ProtobufCMessage *next = NULL;
-    rc = rpc_call_recv(call, &next);
-    if (rc < 0) code = rpc_call_status(call);
-    if (rc <= 0) break;
-    chunk = (Fedlora__V1__UpdateChunk *)next;
-  }
-  if (chunk != first) protobuf_c_message_free_unpacked(&chunk->base, NULL);
+  if (code == GRPC_STATUS_OK) code = payload_receive(call, &rx, &first->base, update_chunk_view);
   if (code == GRPC_STATUS_OK && payload_rx_end(&rx, err, sizeof err) != 0)
     code = rpc_call_fail(call, strstr(err, "SHA-256") ? GRPC_STATUS_DATA_LOSS : GRPC_STATUS_INVALID_ARGUMENT, "%s",
                          err);

@@ -13,6 +13,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "payload.h"
+#include "payload_stream.h"
 
 static const char *const stage_names[] = {"keys", "shares", "masked", "unmask", "done", "aborted"};
 
@@ -425,6 +426,11 @@ static grpc_status_code masked_check(rpc_call *call, secagg_host *h, const Fedlo
   return GRPC_STATUS_OK;
 }
 
+static payload_chunk_view masked_chunk_view(const ProtobufCMessage *msg) {
+  const Fedlora__V1__SecAggMaskedChunk *c = (const Fedlora__V1__SecAggMaskedChunk *)msg;
+  return (payload_chunk_view){c->header != NULL, c->offset, c->data.data, c->data.len};
+}
+
 grpc_status_code secagg_handle_submit_masked(rpc_call *call, secagg_host *h) {
   ProtobufCMessage *msg = NULL;
   int rc = rpc_call_recv(call, &msg);
@@ -446,25 +452,7 @@ grpc_status_code secagg_handle_submit_masked(rpc_call *call, secagg_host *h) {
   if (code == GRPC_STATUS_OK &&
       payload_rx_begin(&rx, hd->words * 4, hd->sha256.data, (h->d + 1) * 4, err, sizeof err) != 0)
     code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
-  Fedlora__V1__SecAggMaskedChunk *chunk = first;
-  while (code == GRPC_STATUS_OK) {
-    if (chunk->header && chunk != first) {
-      code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "a second header in the masked stream");
-      break;
-    }
-    if (payload_rx_chunk(&rx, chunk->offset, chunk->data.data, chunk->data.len, err, sizeof err) != 0) {
-      code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
-      break;
-    }
-    if (chunk != first) protobuf_c_message_free_unpacked(&chunk->base, NULL);
-    chunk = first;
-    ProtobufCMessage *next = NULL;
-    rc = rpc_call_recv(call, &next);
-    if (rc < 0) code = rpc_call_status(call);
-    if (rc <= 0) break;
-    chunk = (Fedlora__V1__SecAggMaskedChunk *)next;
-  }
-  if (chunk != first) protobuf_c_message_free_unpacked(&chunk->base, NULL);
+  if (code == GRPC_STATUS_OK) code = payload_receive(call, &rx, &first->base, masked_chunk_view);
   if (code == GRPC_STATUS_OK && payload_rx_end(&rx, err, sizeof err) != 0)
     code = rpc_call_fail(call, GRPC_STATUS_DATA_LOSS, "%s", err);
   if (code == GRPC_STATUS_OK) {
