@@ -240,8 +240,7 @@ static layer_acts layer_view(const model_config *c, model_activations *a, int l,
   return v;
 }
 
-/* The base weight of module m in layer l. */
-static float *module_weight(const model_config *c, const model_weights *w, int l, lora_module m) {
+float *model_module_weight(const model_config *c, const model_weights *w, int l, lora_module m) {
   size_t D = c->dim, F = c->hidden_dim;
   size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
   switch (m) {
@@ -259,8 +258,8 @@ static float *module_weight(const model_config *c, const model_weights *w, int l
  * base weight, adapter and gradients are looked up. */
 static linear_params module_linear(const model *mdl, const lora_adapter *lora, const model_activations *a,
                                    model_weights *dweights, float *dlora, int l, lora_module m, size_t row0) {
-  linear_params p = {.w = module_weight(&mdl->config, &mdl->weights, l, m)};
-  if (dweights) p.dw = module_weight(&mdl->config, dweights, l, m);
+  linear_params p = {.w = model_module_weight(&mdl->config, &mdl->weights, l, m)};
+  if (dweights) p.dw = model_module_weight(&mdl->config, dweights, l, m);
   if (lora && (p.a = lora_a(lora, lora->params, l, m))) {
     p.b = lora_b(lora, lora->params, l, m);
     if (dlora) {

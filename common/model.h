@@ -61,6 +61,9 @@ typedef struct {
 #define MODEL_MAX_WIDTH (1 << 20)
 #define MODEL_MAX_LAYERS (1 << 12)
 
+/* The base weight (out, in) of LoRA module m in layer l, inside w (base weights or a gradient arena). */
+float *model_module_weight(const model_config *c, const model_weights *w, int l, lora_module m);
+
 /* Checks every field (positive sizes within the bounds above, head divisibility, even head_dim,
  * eps/theta > 0). */
 int model_config_validate(const model_config *c, char *err, size_t err_size);

@@ -280,22 +280,6 @@ done:
 
 /* ---- merge ---- */
 
-/* Base weight (out, in) of module m in layer l. */
-static float *module_weight(const model *mdl, int l, lora_module m) {
-  const model_config *c = &mdl->config;
-  const model_weights *w = &mdl->weights;
-  size_t D = c->dim, F = c->hidden_dim, QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
-  switch (m) {
-    case LORA_Q: return w->wq + l * QD * D;
-    case LORA_K: return w->wk + l * KVD * D;
-    case LORA_V: return w->wv + l * KVD * D;
-    case LORA_O: return w->wo + l * D * QD;
-    case LORA_GATE: return w->w_gate + l * F * D;
-    case LORA_UP: return w->w_up + l * F * D;
-    default: return w->w_down + l * D * F;
-  }
-}
-
 void peft_merge_into(model *m, const lora_adapter *ad) {
   int r = ad->config.rank;
   for (int l = 0; l < ad->n_layers; l++)
@@ -305,6 +289,6 @@ void peft_merge_into(model *m, const lora_adapter *ad) {
       int out = ad->out_features[k], in = ad->in_features[k];
       /* W (out, in) += scale * B (out, r) A (r, in) */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, r, ad->scale, b, r, a, in, 1.0f,
-                  module_weight(m, l, (lora_module)k), in);
+                  model_module_weight(&m->config, &m->weights, l, (lora_module)k), in);
     }
 }
