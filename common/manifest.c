@@ -114,3 +114,64 @@ int manifest_verify(const char *doc, const char *ca_path, const char *server_nam
   json_decref(o);
   return rc;
 }
+
+/* The first field of got that differs from want, described for a person; 0 if none does. */
+static int fields_compare(const manifest *want, const manifest *got, char *err, size_t errlen) {
+  const struct {
+    const char *name;
+    uint32_t want, got;
+  } numbers[] = {{"round", want->round, got->round},
+                 {"attempt", want->attempt, got->attempt},
+                 {"base_round", want->base_round, got->base_round}};
+  if (strcmp(want->run_id, got->run_id) != 0) {
+    snprintf(err, errlen, "manifest field run_id: expected %s (the run joined), got %s", want->run_id, got->run_id);
+    return 1;
+  }
+  for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+    if (numbers[i].want != numbers[i].got) {
+      snprintf(err, errlen, "manifest field %s: expected %u (the task's), got %u", numbers[i].name, numbers[i].want,
+               numbers[i].got);
+      return 1;
+    }
+  const struct {
+    const char *name, *whose;
+    const uint8_t *want, *got;
+  } digests[] = {{"plan_sha256", "the plan received at Join", want->plan_sha, got->plan_sha},
+                 {"adapter_sha256", "the task's", want->adapter_sha, got->adapter_sha}};
+  for (size_t i = 0; i < sizeof digests / sizeof digests[0]; i++)
+    if (memcmp(digests[i].want, digests[i].got, 32) != 0) {
+      char w[65], g[65];
+      sha256_hex(digests[i].want, w);
+      sha256_hex(digests[i].got, g);
+      snprintf(err, errlen, "manifest field %s: expected %s (%s), got %s", digests[i].name, w, digests[i].whose, g);
+      return 1;
+    }
+  return 0;
+}
+
+int manifest_accept(const char *doc, const manifest *want, const char *ca_path, const char *server_name,
+                    manifest *got, char *err, size_t errlen) {
+  size_t len = doc ? strnlen(doc, MANIFEST_MAX_BYTES + 1) : 0;
+  if (len == 0) {
+    snprintf(err, errlen, "the task carries no manifest (an aggregator must sign every round it hands out)");
+    return 1;
+  }
+  if (len > MANIFEST_MAX_BYTES) {
+    snprintf(err, errlen, "the task's manifest exceeds %d bytes", MANIFEST_MAX_BYTES);
+    return 1;
+  }
+  int rc = manifest_verify(doc, ca_path, server_name, got, err, errlen);
+  return rc != 0 ? rc : fields_compare(want, got, err, errlen);
+}
+
+int manifest_plan_digest(const Fedlora__V1__JoinResponse *plan, uint8_t out[32]) {
+  Fedlora__V1__JoinResponse p = *plan;
+  p.site = (char *)""; /* the one field that differs between sites */
+  size_t n = protobuf_c_message_get_packed_size(&p.base);
+  uint8_t *buf = malloc(n + 1);
+  if (!buf) return -1;
+  protobuf_c_message_pack(&p.base, buf);
+  sha256_bytes(buf, n, out);
+  free(buf);
+  return 0;
+}

@@ -16,6 +16,11 @@
 
 #include <openssl/evp.h>
 
+#include "fedlora.pb-c.h"
+
+/* A site reads no larger manifest: the document is a few hundred bytes and a certificate. */
+#define MANIFEST_MAX_BYTES (64 * 1024)
+
 typedef struct {
   char run_id[64];
   uint32_t round, attempt;
@@ -31,5 +36,16 @@ char *manifest_sign(const manifest *m, EVP_PKEY *key, const char *cert_pem, char
  * the aggregator's certificate must carry (DNS name or IP address). */
 int manifest_verify(const char *doc, const char *ca_path, const char *server_name, manifest *out, char *err,
                     size_t errlen);
+/* manifest_verify, then every field compared with what the site expects (want: the task's round,
+ * attempt, base round and adapter digest, the run id and plan digest of its Join). A missing (NULL
+ * or empty) or oversized document is refused, not skipped: there is no unsigned fallback. 0:
+ * accepted, *got filled. 1: refused, err naming the field with the expected and the signed value.
+ * -1: cannot check (err says why); a site refuses then too. */
+int manifest_accept(const char *doc, const manifest *want, const char *ca_path, const char *server_name,
+                    manifest *got, char *err, size_t errlen);
+/* SHA-256 of the run plan as the aggregator sends it in JoinResponse, without the per-site `site`
+ * field: both sides pack the same message with protobuf-c, which writes fields in number order,
+ * so equal plans give equal bytes. 0, or -1 out of memory. */
+int manifest_plan_digest(const Fedlora__V1__JoinResponse *plan, uint8_t out[32]);
 
 #endif

@@ -1,7 +1,9 @@
 /* Signed round manifests (common/manifest.h) with a development PKI: the aggregator's signature
  * verifies and the fields come back; an altered body, a signature by a site's key, a manifest
  * signed by a site with its own (client) certificate, a certificate for another name, one from
- * another CA, and a garbled document are all refused. */
+ * another CA, and a garbled document are all refused. manifest_accept names the first field that
+ * differs from the task and refuses a missing or oversized manifest; the plan digest survives the
+ * wire and the site's name but moves with any planned value. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,89 @@ static char *with_round(const char *doc, int round) {
   json_decref(body);
   json_decref(o);
   return out;
+}
+
+/* manifest_accept: the signed fields against what the site expects, each mismatch named. */
+static void accept_checks(const char *doc, const manifest *signed_m, const char *ca) {
+  char err[512];
+  manifest got, want = *signed_m;
+  CHECK_EQ_INT(manifest_accept(doc, &want, ca, "localhost", &got, err, sizeof err), 0);
+  CHECK_EQ_INT(got.round, 7);
+
+  want.attempt = 2;
+  CHECK_EQ_INT(manifest_accept(doc, &want, ca, "localhost", &got, err, sizeof err), 1);
+  CHECK_STR_CONTAINS(err, "manifest field attempt: expected 2 (the task's), got 1");
+  want = *signed_m;
+  want.base_round = 5;
+  CHECK_EQ_INT(manifest_accept(doc, &want, ca, "localhost", &got, err, sizeof err), 1);
+  CHECK_STR_CONTAINS(err, "manifest field base_round: expected 5");
+  want = *signed_m;
+  want.run_id[0] = 'f';
+  CHECK_EQ_INT(manifest_accept(doc, &want, ca, "localhost", &got, err, sizeof err), 1);
+  CHECK_STR_CONTAINS(err, "manifest field run_id");
+  want = *signed_m;
+  want.plan_sha[31] ^= 1;
+  CHECK_EQ_INT(manifest_accept(doc, &want, ca, "localhost", &got, err, sizeof err), 1);
+  CHECK_STR_CONTAINS(err, "manifest field plan_sha256: expected 000102");
+  want = *signed_m;
+  want.adapter_sha[0] ^= 1;
+  CHECK_EQ_INT(manifest_accept(doc, &want, ca, "localhost", &got, err, sizeof err), 1);
+  CHECK_STR_CONTAINS(err, "manifest field adapter_sha256: expected fefe");
+
+  /* No manifest is a refusal, not a downgrade to unsigned tasks. */
+  want = *signed_m;
+  CHECK_EQ_INT(manifest_accept(NULL, &want, ca, "localhost", &got, err, sizeof err), 1);
+  CHECK_STR_CONTAINS(err, "no manifest");
+  CHECK_EQ_INT(manifest_accept("", &want, ca, "localhost", &got, err, sizeof err), 1);
+  char *big = malloc(MANIFEST_MAX_BYTES + 2);
+  memset(big, ' ', MANIFEST_MAX_BYTES + 1);
+  big[MANIFEST_MAX_BYTES + 1] = 0;
+  CHECK_EQ_INT(manifest_accept(big, &want, ca, "localhost", &got, err, sizeof err), 1);
+  CHECK_STR_CONTAINS(err, "exceeds");
+  free(big);
+  /* A bad signature stays a refusal through manifest_accept. */
+  CHECK_EQ_INT(manifest_accept(doc, &want, ca, "aggregator.other.org", &got, err, sizeof err), 1);
+}
+
+/* The plan digest survives the wire (pack, unpack) and ignores the per-site name, but moves with
+ * any planned value. */
+static void plan_digest_checks(void) {
+  Fedlora__V1__JoinResponse plan = FEDLORA__V1__JOIN_RESPONSE__INIT;
+  Fedlora__V1__TrainConfig train = FEDLORA__V1__TRAIN_CONFIG__INIT;
+  Fedlora__V1__LoraConfig lora = FEDLORA__V1__LORA_CONFIG__INIT;
+  char *targets[] = {"q_proj", "v_proj"};
+  lora.rank = 4;
+  lora.alpha = 8;
+  lora.target_modules = targets;
+  lora.n_target_modules = 2;
+  train.lr = 2e-3;
+  train.optimizer = "adamw";
+  plan.run_id = "0123456789abcdef0123456789abcdef";
+  plan.lora = &lora;
+  plan.train = &train;
+  uint8_t sent[32], received[32], other[32];
+  CHECK_EQ_INT(manifest_plan_digest(&plan, sent), 0);
+
+  plan.site = "alpha";
+  size_t n = protobuf_c_message_get_packed_size(&plan.base);
+  uint8_t *wire = malloc(n);
+  protobuf_c_message_pack(&plan.base, wire);
+  Fedlora__V1__JoinResponse *got = fedlora__v1__join_response__unpack(NULL, n, wire);
+  CHECK(got != NULL);
+  if (got) {
+    CHECK_EQ_INT(manifest_plan_digest(got, received), 0);
+    CHECK(memcmp(sent, received, 32) == 0);
+    fedlora__v1__join_response__free_unpacked(got, NULL);
+  }
+  free(wire);
+
+  train.lr = 2.0000000000000004e-3; /* one ulp away */
+  CHECK_EQ_INT(manifest_plan_digest(&plan, other), 0);
+  CHECK(memcmp(sent, other, 32) != 0);
+  train.lr = 2e-3;
+  targets[1] = "k_proj";
+  CHECK_EQ_INT(manifest_plan_digest(&plan, other), 0);
+  CHECK(memcmp(sent, other, 32) != 0);
 }
 
 int main(void) {
@@ -105,6 +190,9 @@ int main(void) {
 
   CHECK_EQ_INT(manifest_verify("{\"body\":\"x\"}", ca, "localhost", &got, err, sizeof err), -1);
   CHECK_EQ_INT(manifest_verify("not json", ca, "localhost", &got, err, sizeof err), -1);
+
+  accept_checks(doc, &m, ca);
+  plan_digest_checks();
 
   free(doc);
   free(agg_pem);
