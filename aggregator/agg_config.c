@@ -50,6 +50,11 @@ static const config_field fields[] = {
      .help = "the aggregator's TLS certificate (PEM; serverAuth, SAN = the name sites connect to)"},
     {"server", "key", CFG_PATH, AT(server.key), NULL, .flags = CFG_REQUIRED,
      .help = "its private key (unencrypted PEM, mode 0600)"},
+    {"server", "manifest_cert", CFG_PATH, AT(server.manifest_cert), NULL,
+     .help = "certificate whose key signs each round's manifest (sites accept only a serverAuth certificate from "
+             "their CA naming the aggregator); unset: cert"},
+    {"server", "manifest_key", CFG_PATH, AT(server.manifest_key), NULL,
+     .help = "private key of manifest_cert (set both or neither); unset: key"},
     {"server", "client_ca", CFG_PATH, AT(server.client_ca), NULL, .flags = CFG_REQUIRED,
      .help = "CA certificate(s) that issued the sites' client certificates (PEM, may hold several)"},
     {"server", "crl", CFG_PATH, AT(server.crl), NULL,
@@ -178,6 +183,10 @@ static int validate(void *p, config_ctx *ctx) {
   int sites = c->server.allowed_clients.count;
   char err[256];
   targets_mask(&c->model.lora_targets, &c->model.lora_target_mask, err, sizeof err);  /* checked on load */
+  if (!c->server.manifest_cert != !c->server.manifest_key)
+    return config_fail(ctx, "server", c->server.manifest_cert ? "manifest_key" : "manifest_cert",
+                       "must be set together with %s (or neither: the TLS cert and key sign the manifests)",
+                       c->server.manifest_cert ? "manifest_cert" : "manifest_key");
   if (c->rounds.min_clients > sites)
     return config_fail(ctx, "rounds", "min_clients", "%d exceeds the %d site(s) in server.allowed_clients",
                        c->rounds.min_clients, sites);

@@ -23,6 +23,7 @@ typedef struct {
   struct {
     char *listen;                 /* host:port */
     char *cert, *key;             /* the aggregator's certificate and key (PEM) */
+    char *manifest_cert, *manifest_key; /* sign the round manifests; NULL: cert and key */
     char *client_ca;              /* CA bundle the sites' certificates must chain to */
     char *crl;                    /* revocation list of client_ca (PEM); NULL: none; reread on SIGHUP */
     config_list allowed_clients;  /* certificate Common Names admitted as sites */

@@ -126,6 +126,15 @@ void agg_ops_round_opened(agg_ops *o, uint32_t round, uint32_t attempt, int sele
                          selected));
 }
 
+void agg_ops_manifest_signed(agg_ops *o, uint32_t round, uint32_t attempt, uint32_t base_round,
+                             const uint8_t sha[32]) {
+  char hex[65];
+  sha256_hex(sha, hex);
+  audit_append(o->audit, "manifest_signed",
+               json_pack("{s:I,s:I,s:I,s:s}", "round", (json_int_t)round, "attempt", (json_int_t)attempt,
+                         "base_round", (json_int_t)base_round, "sha256", hex));
+}
+
 void agg_ops_round_aborted(agg_ops *o, uint32_t round, uint32_t attempt, const char *reason) {
   prom_add(o->reg, o->rounds_aborted, NULL, 1);
   audit_append(o->audit, "round_aborted",

@@ -25,6 +25,9 @@ void agg_ops_join(agg_ops *o, const char *site, uint64_t train_examples, uint64_
 /* A call refused (any failure status): who, which method, the gRPC status and its message. */
 void agg_ops_refused(agg_ops *o, const char *site, const char *method, int code, const char *message);
 void agg_ops_round_opened(agg_ops *o, uint32_t round, uint32_t attempt, int selected);
+/* The manifest of a round attempt signed (sha: the SHA-256 of the signed document sites keep). */
+void agg_ops_manifest_signed(agg_ops *o, uint32_t round, uint32_t attempt, uint32_t base_round,
+                             const uint8_t sha[32]);
 void agg_ops_round_aborted(agg_ops *o, uint32_t round, uint32_t attempt, const char *reason);
 /* metrics: the round's metrics.jsonl line (val_loss, round_seconds, dp.epsilon are read). */
 void agg_ops_round_committed(agg_ops *o, uint32_t round, const uint8_t adapter_sha[32], const json_t *metrics);

@@ -239,6 +239,27 @@ static grpc_status_code handle_join(rpc_call *call, void *user) {
   return code;
 }
 
+/* The signed manifest of the TRAIN task being handed out (lock held); NULL after logging why. */
+static const char *round_manifest(federation *f, const Fedlora__V1__RoundTask *task) {
+  manifest want;
+  memset(&want, 0, sizeof want);
+  snprintf(want.run_id, sizeof want.run_id, "%s", f->run_id);
+  want.round = task->round;
+  want.attempt = task->attempt;
+  want.base_round = task->base_round;
+  memcpy(want.plan_sha, f->plan_sha, 32);
+  memcpy(want.adapter_sha, task->adapter_sha256.data, 32);
+  char err[512];
+  uint8_t sha[32];
+  int signed_now;
+  const char *doc = agg_manifest_get(&f->man, &want, &signed_now, sha, err, sizeof err);
+  if (!doc)
+    log_error("round %u attempt %u: cannot sign the round manifest: %s", want.round, want.attempt, err);
+  else if (signed_now)
+    agg_ops_manifest_signed(f->ops, want.round, want.attempt, want.base_round, sha);
+  return doc;
+}
+
 static grpc_status_code handle_await(rpc_call *call, void *user) {
   federation *f = user;
   const char *site = rpc_call_peer(call);
@@ -273,6 +294,11 @@ static grpc_status_code handle_await(rpc_call *call, void *user) {
       task.adapter_sha256.len = 32;
       task.adapter_size = payload_bytes(&f->layout);
       task.site_seed = plan_site_seed(f->cfg->rounds.seed, f->rm.round, site);
+      if (!(task.manifest = (char *)round_manifest(f, &task))) {
+        pthread_mutex_unlock(&f->mu);
+        return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "round %u: no signed manifest to hand out (see the "
+                             "aggregator's log)", task.round);
+      }
       break;
     }
     if (now_mono() >= deadline || atomic_load(&f->stop) || rpc_call_done(call)) break; /* WAIT */
@@ -774,6 +800,7 @@ static void federation_free(federation *f) {
   free(f->sopt_state);
   free(f->global_payload);
   free(f->plan_targets);
+  agg_manifest_free(&f->man);
   pthread_mutex_destroy(&f->mu);
   pthread_cond_destroy(&f->changed);
   pthread_cond_destroy(&f->transfer_done);
@@ -817,6 +844,11 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   round_init(&f->rm, &policy, last > 0 ? (uint32_t)last : 0);
   if (state_restore(f, err, errlen) != 0) goto fail;
   plan_build(f);
+  if (manifest_plan_digest(&f->plan, f->plan_sha) != 0) {
+    snprintf(err, errlen, "out of memory hashing the run plan");
+    goto fail;
+  }
+  if (agg_manifest_load_signer(&f->man, cfg, err, errlen) != 0) goto fail;
   last = load_global(f, last, err, errlen);
   if (last < 0) goto fail;
   if (store_metrics_rebuild(&f->st, err, errlen) != 0) goto fail;

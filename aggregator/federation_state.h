@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "agg_config.h"
+#include "agg_manifest.h"
 #include "agg_ops.h"
 #include "federation.h"
 #include "fedlora.pb-c.h"
@@ -51,6 +52,8 @@ struct federation {
   double finished_at;            /* monotonic time the last round committed, 0 before */
   Fedlora__V1__JoinResponse plan;
   char **plan_targets;
+  uint8_t plan_sha[32];          /* manifest_plan_digest of plan, vouched for in every manifest */
+  agg_manifest man;              /* signer and the open attempt's signed manifest */
   secagg_round sa;               /* the open round's secure aggregation (privacy.secagg) */
   secagg_host sa_host;
   pthread_mutex_t mu;

@@ -12,6 +12,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_dp_epsilon(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_manifest(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);

@@ -9,6 +9,7 @@ static const command commands[] = {
     {"dp-epsilon", "the (epsilon, delta) of noisy training, by the RDP accountant", cmd_dp_epsilon},
     {"eval", "mean next-token loss and perplexity of a model (+ adapter) on a data file", cmd_eval},
     {"generate", "continue a prompt (text or ids), greedy or sampled (like llama2.c run.c)", cmd_generate},
+    {"manifest", "verify a signed round manifest a site kept (signer, CA, name, what it vouches for)", cmd_manifest},
     {"merge", "fold a LoRA adapter into its base model, written as a Hugging Face directory", cmd_merge},
     {"plot", "validation loss, participants and epsilon per round of a run, as PNG or SVG", cmd_plot},
     {"pretrain", "full-parameter training of a small byte-level model from random weights", cmd_pretrain},

@@ -14,6 +14,7 @@
 #include "payload.h"
 #include "rpc.h"
 #include "site_audit.h"
+#include "site_manifest.h"
 #include "site_secagg.h"
 #include "site_train.h"
 
@@ -27,6 +28,7 @@ typedef struct {
   char site[128];
   uint64_t run_seed;
   char run_id[64];
+  uint8_t plan_sha[32];          /* manifest_plan_digest of the plan received at Join */
   int secagg;                    /* the plan's privacy.secagg, with its fixed-point encoding */
   double secagg_range, secagg_scale;
   uint32_t last_round;
@@ -79,6 +81,9 @@ static int site_join_retry(site *s, int first) {
       int rc = 0;
       if (first && site_trainer_plan(s->trainer, plan, err, sizeof err) != 0) {
         log_error("the run plan cannot be followed here: %s", err);
+        rc = SITE_EXIT_FAILED;
+      } else if (first && manifest_plan_digest(plan, s->plan_sha) != 0) {
+        log_error("out of memory hashing the run plan");
         rc = SITE_EXIT_FAILED;
       } else if (first) {
         snprintf(s->site, sizeof s->site, "%s", plan->site);
@@ -259,6 +264,13 @@ static int site_round(site *s, const Fedlora__V1__RoundTask *task) {
     log_error("round %u: the task carries no adapter digest", task->round);
     goto done;
   }
+  /* Nothing of the task is acted on before the aggregator's signature vouches for it. */
+  manifest vouched;
+  int verdict = site_manifest_accept(s->cfg, s->audit, s->run_id, s->plan_sha, task, &vouched);
+  if (verdict != 0) {
+    rc = verdict;
+    goto done;
+  }
   /* Secure aggregation exchanges keys and shares before training (secagg_server.h). */
   if (s->secagg) {
     int r = site_secagg_begin(&sa, s->rpc, s->cfg, s->stop, s->run_id, s->secagg_range, s->secagg_scale, task, s->site,
@@ -268,10 +280,11 @@ static int site_round(site *s, const Fedlora__V1__RoundTask *task) {
       goto done;
     }
   }
-  update_cache_path(s, task->round, task->adapter_sha256.data, path, sizeof path);
+  update_cache_path(s, task->round, vouched.adapter_sha, path, sizeof path);
   int cached = cache_read(path, update, bytes, &metrics) == 0;
-  /* The masked vector is the delta from the global adapter, so secagg needs it even then. */
-  if ((!cached || s->secagg) && site_download(s, task->base_round, task->adapter_sha256.data, global, &st) != 0) {
+  /* The masked vector is the delta from the global adapter, so secagg needs it even then. The
+   * bytes must hash to the digest the manifest vouches for. */
+  if ((!cached || s->secagg) && site_download(s, task->base_round, vouched.adapter_sha, global, &st) != 0) {
     log_warn("round %u: download failed: %s", task->round, st.message);
     goto done;
   }

@@ -36,6 +36,18 @@ void site_audit_update_sent(audit_log *a, uint32_t round, const uint8_t sha[32],
   audit_append(a, "update_sent", o);
 }
 
+void site_audit_manifest(audit_log *a, uint32_t round, uint32_t attempt, const uint8_t sha[32], const char *path) {
+  if (!a) return;
+  audit_append(a, "manifest", json_pack("{s:I,s:I,s:o,s:s}", "round", (json_int_t)round, "attempt",
+                                        (json_int_t)attempt, "sha256", hex(sha), "file", path));
+}
+
+void site_audit_manifest_refused(audit_log *a, uint32_t round, uint32_t attempt, const char *reason) {
+  if (!a) return;
+  audit_append(a, "refused", json_pack("{s:s,s:I,s:I,s:s}", "what", "manifest", "round", (json_int_t)round,
+                                       "attempt", (json_int_t)attempt, "reason", reason));
+}
+
 void site_audit_finished(audit_log *a, uint32_t final_round, const char *final_dir) {
   if (!a) return;
   audit_append(a, "finished", json_pack("{s:I,s:s}", "final_round", (json_int_t)final_round, "final_dir", final_dir));

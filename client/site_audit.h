@@ -18,6 +18,10 @@ void site_audit_adapter_received(audit_log *a, uint32_t round, const uint8_t sha
 /* status: "accepted", "duplicate", or the refusal's gRPC status name; reason: the message or NULL. */
 void site_audit_update_sent(audit_log *a, uint32_t round, const uint8_t sha[32], size_t bytes, uint64_t examples,
                             const char *status, const char *reason);
+/* A round manifest verified and kept: the SHA-256 of the kept file's bytes and where it is. */
+void site_audit_manifest(audit_log *a, uint32_t round, uint32_t attempt, const uint8_t sha[32], const char *path);
+/* A TRAIN task refused because of its manifest (missing, forged, or disagreeing with the task). */
+void site_audit_manifest_refused(audit_log *a, uint32_t round, uint32_t attempt, const char *reason);
 void site_audit_finished(audit_log *a, uint32_t final_round, const char *final_dir);
 
 #endif

@@ -18,8 +18,7 @@
 
 enum { PROBE_TIMEOUT_MS = 3000 };
 
-/* Splits "host:port", "[v6]:port" or "ipv4:host:port" / "ipv6:[v6]:port". */
-static int target_split(const char *target, char *host, size_t hcap, char *port, size_t pcap) {
+int tls_target_split(const char *target, char *host, size_t hcap, char *port, size_t pcap) {
   if (strncmp(target, "ipv4:", 5) == 0 || strncmp(target, "ipv6:", 5) == 0) target += 5;
   if (strncmp(target, "dns:///", 7) == 0) target += 7;
   const char *colon;
@@ -175,7 +174,7 @@ void tls_probe_explain(const char *target, const char *ca_file, const char *cert
                        const char *server_name, char *why, size_t cap) {
   why[0] = '\0';
   char host[256], port[32];
-  if (target_split(target, host, sizeof host, port, sizeof port) != 0) {
+  if (tls_target_split(target, host, sizeof host, port, sizeof port) != 0) {
     snprintf(why, cap, "the aggregator address '%s' is not host:port", target);
     return;
   }
