@@ -15,7 +15,7 @@ struct agg_ops {
   prom_registry *reg;
   metrics_http *http;
   int rounds_committed, rounds_aborted, sites_joined, sites_active, round, bytes_in, bytes_out, updates,
-      rejections, refusals, duration, val_loss, epsilon;
+      rejections, refusals, duration, val_loss, epsilon, cert_expiry, site_cert_expiry;
 };
 
 /* gRPC status codes as the reason label of a refused update: a short, bounded set. */
@@ -54,8 +54,15 @@ static int define_all(agg_ops *o) {
                             NULL, NULL, 0);
   o->epsilon = prom_define(r, "fedlora_dp_epsilon", PROM_GAUGE,
                            "Differential privacy epsilon spent so far (0 with dp = off)", NULL, NULL, 0);
+  o->cert_expiry = prom_define(r, "fedlora_certificate_expiry_seconds", PROM_GAUGE,
+                               "Seconds until the aggregator's certificate (server) or the first of its client CAs "
+                               "(client_ca) expires; negative once expired",
+                               "certificate", NULL, 0);
+  o->site_cert_expiry = prom_define(r, "fedlora_site_certificate_expiry_seconds", PROM_GAUGE,
+                                    "Seconds until the client certificate a site presented last expires", "site",
+                                    NULL, 0);
   prom_set(r, o->val_loss, NULL, NAN);
-  return o->epsilon >= 0 ? 0 : -1;
+  return o->epsilon >= 0 && o->site_cert_expiry >= 0 ? 0 : -1;
 }
 
 agg_ops *agg_ops_start(const agg_config *cfg, char *err, size_t errlen) {
@@ -168,4 +175,12 @@ void agg_ops_adapter_sent(agg_ops *o, const char *site, uint32_t round, const ui
   audit_append(o->audit, "adapter_sent",
                json_pack("{s:s,s:I,s:o,s:I}", "site", site, "round", (json_int_t)round, "sha256", hex(sha), "bytes",
                          (json_int_t)bytes));
+}
+
+void agg_ops_certificate_expiry(agg_ops *o, const char *certificate, double seconds) {
+  prom_set(o->reg, o->cert_expiry, certificate, seconds);
+}
+
+void agg_ops_site_certificate_expiry(agg_ops *o, const char *site, double seconds) {
+  prom_set(o->reg, o->site_cert_expiry, site, seconds);
 }

@@ -34,5 +34,9 @@ void agg_ops_round_committed(agg_ops *o, uint32_t round, const uint8_t adapter_s
 void agg_ops_update_received(agg_ops *o, const char *site, uint32_t round, const uint8_t sha[32], uint64_t bytes,
                              uint64_t examples);
 void agg_ops_adapter_sent(agg_ops *o, const char *site, uint32_t round, const uint8_t sha[32], uint64_t bytes);
+/* Gauges: seconds until a certificate expires (agg_certs.h), the aggregator's own ("server",
+ * "client_ca") and each site's. */
+void agg_ops_certificate_expiry(agg_ops *o, const char *certificate, double seconds);
+void agg_ops_site_certificate_expiry(agg_ops *o, const char *site, double seconds);
 
 #endif

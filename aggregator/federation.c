@@ -793,6 +793,7 @@ static int load_global(federation *f, int last, char *err, size_t errlen) {
 
 /* Everything but the server and the round thread, which federation_stop ends first. */
 static void federation_free(federation *f) {
+  agg_certs_free(f->certs);
   agg_ops_stop(f->ops);
   secagg_round_close(&f->sa);
   lora_free(&f->global);
@@ -816,6 +817,7 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   model base;
   if (agg_privacy_available(cfg, err, errlen) != 0) goto fail;
   if (!(f->ops = agg_ops_start(cfg, err, errlen))) goto fail;
+  if (!(f->certs = agg_certs_build(cfg, f->ops))) goto fail;
   if (model_load(&base, cfg->model.base, err, errlen) != 0) goto fail;
   f->mc = base.config;
   model_free(&base);
@@ -879,10 +881,12 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   rpc_server_config rc_cfg = {.listen = cfg->server.listen, .cert_file = cfg->server.cert, .key_file = cfg->server.key,
                               .client_ca_file = cfg->server.client_ca, .methods = methods,
                               .n_methods = sizeof methods / sizeof methods[0], .user = f, .threads = threads,
-                              .idle_timeout_ms = cfg->server.idle_timeout_s * 1000, .crl_file = cfg->server.crl};
+                              .idle_timeout_ms = cfg->server.idle_timeout_s * 1000, .crl_file = cfg->server.crl,
+                              .on_peer_certificate = agg_certs_peer_seen, .peer_certificate_user = f->certs};
   f->server = rpc_server_start(&rc_cfg, err, errlen);
   if (!f->server) goto fail;
   log_info("listening on %s (port %d)", cfg->server.listen, rpc_server_port(f->server));
+  agg_certs_tick(f->certs, f->server);
   pthread_create(&f->ticker, NULL, ticker_main, f);
   return f;
 fail:
@@ -896,16 +900,15 @@ void federation_request_stop(federation *f) { atomic_store(&f->stop, 1); }
 
 void federation_request_reload(federation *f) { atomic_store(&f->reload, 1); }
 
-/* A failed reload keeps the revocation list in force: the run goes on either way. */
-static void reload_crl(federation *f) {
+/* SIGHUP: the TLS material, then the manifest signer, which uses the same key unless [server]
+ * manifest_key names another. A failed reload keeps what is in force: the run goes on either way. */
+static void reload_certificates(federation *f) {
+  if (agg_certs_reload(f->certs, f->server) != 0) return;
   char err[512];
-  if (!f->cfg->server.crl)
-    log_info("SIGHUP: no [server] crl configured; nothing to reload");
-  else if (rpc_server_reload_crl(f->server, err, sizeof err) != 0)
-    log_error("SIGHUP: the revocation list %s was not reloaded (the previous one stays in force): %s",
-              f->cfg->server.crl, err);
-  else
-    log_info("SIGHUP: revocation list %s reloaded", f->cfg->server.crl);
+  pthread_mutex_lock(&f->mu);
+  int rc = agg_manifest_load_signer(&f->man, f->cfg, err, sizeof err);
+  pthread_mutex_unlock(&f->mu);
+  if (rc != 0) log_error("SIGHUP: the manifest signer was not reloaded (the previous key signs on): %s", err);
 }
 
 void federation_wait(federation *f) {
@@ -913,7 +916,8 @@ void federation_wait(federation *f) {
    * adapter (so none retries against a closed port), or two poll intervals have passed. */
   double grace = 2.0 * f->cfg->server.poll_seconds + 5.0;
   while (!atomic_load(&f->stop)) {
-    if (atomic_exchange(&f->reload, 0)) reload_crl(f);
+    if (atomic_exchange(&f->reload, 0)) reload_certificates(f);
+    agg_certs_tick(f->certs, f->server);
     pthread_mutex_lock(&f->mu);
     int done = 0;
     if (f->finished_at > 0) {

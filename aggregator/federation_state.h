@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "agg_certs.h"
 #include "agg_config.h"
 #include "agg_manifest.h"
 #include "agg_ops.h"
@@ -64,7 +65,8 @@ struct federation {
   agg_ops *ops;                  /* audit log and metrics */
   pthread_t ticker;
   atomic_int stop;
-  atomic_int reload;        /* SIGHUP: reread the CRL */
+  agg_certs *certs;         /* certificate reloads and expiry */
+  atomic_int reload;        /* SIGHUP: reread certificates, key, client CA and CRL */
 };
 
 /* Each download or upload holds its payload several times over (a copy, gRPC's buffers, the

@@ -16,6 +16,7 @@
 #include "site_audit.h"
 #include "site_manifest.h"
 #include "site_secagg.h"
+#include "site_tls.h"
 #include "site_train.h"
 
 enum { RPC_TIMEOUT_S = 60, TRANSFER_TIMEOUT_S = 600, BACKOFF_MAX_MS = 30000 };
@@ -23,7 +24,8 @@ enum { RPC_TIMEOUT_S = 60, TRANSFER_TIMEOUT_S = 600, BACKOFF_MAX_MS = 30000 };
 typedef struct {
   const site_config *cfg;
   volatile int *stop;
-  rpc_client *rpc;
+  site_tls tls;     /* the certificate in use, reloaded on SIGHUP */
+  rpc_client *rpc;  /* replaced by site_tls_tick between calls */
   site_trainer *trainer;
   char site[128];
   uint64_t run_seed;
@@ -74,6 +76,7 @@ static int site_join(site *s, Fedlora__V1__JoinResponse **plan, rpc_status *st) 
 static int site_join_retry(site *s, int first) {
   for (;;) {
     if (*s->stop) return SITE_EXIT_STOPPED;
+    site_tls_tick(&s->tls, &s->rpc);
     Fedlora__V1__JoinResponse *plan = NULL;
     rpc_status st;
     if (site_join(s, &plan, &st) == 0) {
@@ -357,8 +360,8 @@ static int site_finish(site *s, uint32_t final_round) {
   return rc;
 }
 
-int site_run(const site_config *cfg, volatile int *stop) {
-  site s = {.cfg = cfg, .stop = stop, .tty = isatty(2)};
+int site_run(const site_config *cfg, volatile int *stop, volatile int *reload) {
+  site s = {.cfg = cfg, .stop = stop, .tls = {.cfg = cfg, .reload = reload}, .tty = isatty(2)};
   char err[1024];
   srand((unsigned)time(NULL) ^ (unsigned)getpid());
   if (fs_mkdir_p(cfg->client.state_dir, 0700, err, sizeof err) != 0) {
@@ -375,10 +378,7 @@ int site_run(const site_config *cfg, volatile int *stop) {
     audit_close(s.audit);
     return SITE_EXIT_FAILED;
   }
-  rpc_client_config rc_cfg = {.target = cfg->client.server, .ca_file = cfg->client.ca,
-                              .cert_file = cfg->client.cert, .key_file = cfg->client.key,
-                              .server_name = cfg->client.server_name};
-  s.rpc = rpc_client_create(&rc_cfg, err, sizeof err);
+  s.rpc = site_tls_connect(&s.tls, err, sizeof err);
   if (!s.rpc) {
     log_error("%s", err);
     site_trainer_free(s.trainer);
@@ -391,6 +391,7 @@ int site_run(const site_config *cfg, volatile int *stop) {
       rc = SITE_EXIT_STOPPED;
       break;
     }
+    site_tls_tick(&s.tls, &s.rpc);
     Fedlora__V1__AwaitRoundRequest req = FEDLORA__V1__AWAIT_ROUND_REQUEST__INIT;
     req.last_round = s.last_round;
     Fedlora__V1__RoundTask *task = NULL;

@@ -19,7 +19,8 @@ enum {
   SITE_EXIT_STOPPED = 5,    /* SIGINT/SIGTERM */
 };
 
-/* Runs until the run finishes, the site is refused, or *stop becomes non-zero. */
-int site_run(const site_config *cfg, volatile int *stop);
+/* Runs until the run finishes, the site is refused, or *stop becomes non-zero. When *reload
+ * becomes non-zero (SIGHUP) the certificate files are reread before the next call (site_tls.h). */
+int site_run(const site_config *cfg, volatile int *stop, volatile int *reload);
 
 #endif

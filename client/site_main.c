@@ -10,11 +10,13 @@
 #include "site_dist.h"
 #include "site_train.h"
 
-static volatile int stop_requested;
+static volatile int stop_requested, reload_requested;
 
 static void on_signal(int sig) {
-  (void)sig;
-  stop_requested = 1;
+  if (sig == SIGHUP)
+    reload_requested = 1;
+  else
+    stop_requested = 1;
 }
 
 static void usage(FILE *out) {
@@ -25,7 +27,8 @@ static void usage(FILE *out) {
           "mutual TLS, and for every round it is selected for downloads the global adapter, trains on the\n"
           "local data in [data] (which never leaves this machine) and sends back only the adapter update.\n"
           "The training settings come from the aggregator's plan. Restarted on the same state_dir it\n"
-          "resumes where it stopped.\n"
+          "resumes where it stopped. SIGHUP rereads [client] cert, key and ca and, once they check out,\n"
+          "uses them from the next call on without stopping the run.\n"
           "\n"
           "  --config FILE        INI configuration (see examples/client.ini)\n"
           "  --set S.K=V          override one key, e.g. --set client.threads=2 (repeatable)\n"
@@ -113,7 +116,10 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  int rc = dist_rank() == 0 ? site_run(&cfg, &stop_requested) : site_dist_follow(&cfg);
+  /* A reload waits for the next call: the reads and writes it interrupts should just go on. */
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGHUP, &sa, NULL);
+  int rc = dist_rank() == 0 ? site_run(&cfg, &stop_requested, &reload_requested) : site_dist_follow(&cfg);
   if (dist_rank() == 0) site_dist_stop(rc);
   site_config_free(&cfg);
   dist_finalize();

@@ -13,6 +13,8 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 
+#include "cert_info.h"
+
 /* ------------------------------------------------------------------ server */
 
 typedef struct rpc_server rpc_server;
@@ -47,16 +49,26 @@ typedef struct {
   int idle_timeout_ms;        /* a stream that sends nothing for this long is cut off; 0 = 60 s */
   int max_calls_per_peer;     /* calls of one client identity (CN) in flight or waiting before the
                                * next is refused with RESOURCE_EXHAUSTED; 0 = 8 */
+  /* Optional: told the client certificate of every call (on the thread that accepts calls, so it
+   * must be quick), e.g. to watch its expiry. */
+  void (*on_peer_certificate)(void *user, const char *peer, const cert_info *cert);
+  void *peer_certificate_user;
 } rpc_server_config;
 
 /* Binds, starts the threads and returns the running server, or NULL with a message in err
- * (unreadable or mismatched key/certificate, address in use, ...). */
+ * (unreadable or mismatched key/certificate, expired certificate, address in use, ...). */
 rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t errlen);
 int rpc_server_port(const rpc_server *server);
-/* Reads crl_file again (after the CA reissued it): the handshakes that follow use the newest CRL of
- * each CA. 0, or -1 with a message (no crl_file configured, or the new file does not check out, in
- * which case the CRLs in use stay). One caller at a time (e.g. the thread that handles SIGHUP). */
-int rpc_server_reload_crl(rpc_server *server, char *err, size_t errlen);
+/* Reads cert_file, key_file, client_ca_file and crl_file again (after a certificate was renewed, a
+ * CA added, a CRL reissued) and, once they check out together (cert_check_identity, CRLs signed by
+ * the new CAs and current), puts them in force: new handshakes use them within RPC_TLS_REFRESH_S
+ * seconds, calls and connections already up go on, and every call from then on is checked
+ * against the new CRLs. 0, or -1 with the file and the reason, and the material in force stays.
+ * One caller at a time (e.g. the thread that handles SIGHUP). */
+int rpc_server_reload(rpc_server *server, char *err, size_t errlen);
+/* The certificates in force: the server's (leaf) and the client CA bundle's; returns how many CA
+ * certificates were written to cas (at most cap). */
+int rpc_server_certificates(rpc_server *server, cert_info *leaf, cert_info *cas, int cap);
 /* Cancels calls in flight, waits for every handler to return, and frees the server. */
 void rpc_server_stop(rpc_server *server);
 

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "rpc_wire.h"
 
 /* Signed by one of cas, and current. */
@@ -55,12 +54,15 @@ static int crl_check_one(X509_CRL *crl, STACK_OF(X509) *cas, const char *path, c
 
 enum { MAX_ISSUERS = 64 };
 
-/* Checks every CRL of the file, then links it under <issuer hash>.r<suffix> once per issuer: all
- * or nothing, so a bad reload leaves the CRLs in use alone. */
-static int crl_link(rpc_crl *crl, int suffix, char *err, size_t errlen) {
+/* Checks every CRL of the file against the CAs of ca_pem, then links it under
+ * <issuer hash>.r<suffix> once per issuer and keeps the CRLs in *kept: all or nothing, so a bad
+ * reload leaves the CRLs in use alone. */
+static int crl_link(rpc_crl *crl, const char *ca_pem, int suffix, STACK_OF(X509_CRL) **kept, char *err,
+                    size_t errlen) {
   char *pem = rpc_read_pem(crl->file, "CRL file", err, errlen);
   if (!pem) return -1;
-  BIO *cb = BIO_new_mem_buf(crl->ca_pem, -1), *lb = BIO_new_mem_buf(pem, -1);
+  STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+  BIO *cb = BIO_new_mem_buf(ca_pem, -1), *lb = BIO_new_mem_buf(pem, -1);
   STACK_OF(X509) *cas = sk_X509_new_null();
   X509 *ca;
   while ((ca = PEM_read_bio_X509(cb, NULL, NULL, NULL))) sk_X509_push(cas, ca);
@@ -74,7 +76,7 @@ static int crl_link(rpc_crl *crl, int suffix, char *err, size_t errlen) {
       rc = -1;
     }
     if (rc == 0) hashes[n++] = X509_NAME_hash_ex(X509_CRL_get_issuer(c), NULL, NULL, NULL);
-    X509_CRL_free(c);
+    sk_X509_CRL_push(crls, c);
   }
   if (rc == 0 && n == 0) {
     snprintf(err, errlen, "the CRL file %s holds no CRL (expected PEM \"-----BEGIN X509 CRL-----\")", crl->file);
@@ -89,6 +91,11 @@ static int crl_link(rpc_crl *crl, int suffix, char *err, size_t errlen) {
     }
   }
   ERR_clear_error();
+  if (rc == 0) {
+    *kept = crls;
+    crls = NULL;
+  }
+  sk_X509_CRL_pop_free(crls, X509_CRL_free);
   sk_X509_pop_free(cas, X509_free);
   BIO_free(cb);
   BIO_free(lb);
@@ -113,7 +120,7 @@ int rpc_crl_open(rpc_crl *crl, const char *crl_file, const char *ca_pem, char *e
     rpc_crl_close(crl);
     return -1;
   }
-  if (crl_link(crl, crl->next, err, errlen) != 0) {
+  if (crl_link(crl, ca_pem, crl->next, &crl->crls, err, errlen) != 0) {
     rpc_crl_close(crl);
     return -1;
   }
@@ -121,10 +128,30 @@ int rpc_crl_open(rpc_crl *crl, const char *crl_file, const char *ca_pem, char *e
   return 0;
 }
 
-int rpc_crl_reload(rpc_crl *crl, char *err, size_t errlen) {
-  if (crl_link(crl, crl->next, err, errlen) != 0) return -1;
-  log_info("rpc: CRL %s reloaded", crl->file);
+int rpc_crl_reload(rpc_crl *crl, const char *ca_pem, char *err, size_t errlen) {
+  STACK_OF(X509_CRL) *crls = NULL;
+  char *ca = strdup(ca_pem);
+  if (!ca || crl_link(crl, ca_pem, crl->next, &crls, err, errlen) != 0) {
+    if (!ca) snprintf(err, errlen, "out of memory reloading %s", crl->file);
+    free(ca);
+    return -1;
+  }
+  sk_X509_CRL_pop_free(crl->crls, X509_CRL_free);
+  crl->crls = crls;
+  free(crl->ca_pem);
+  crl->ca_pem = ca;
   crl->next++;
+  return 0;
+}
+
+int rpc_crl_revoked(const rpc_crl *crl, X509 *cert) {
+  X509_REVOKED *entry;
+  for (int i = 0; i < sk_X509_CRL_num(crl->crls); i++) {
+    X509_CRL *c = sk_X509_CRL_value(crl->crls, i);
+    if (X509_NAME_cmp(X509_CRL_get_issuer(c), X509_get_issuer_name(cert)) == 0 &&
+        X509_CRL_get0_by_cert(c, &entry, cert) == 1)
+      return 1;
+  }
   return 0;
 }
 
@@ -141,6 +168,7 @@ void rpc_crl_close(rpc_crl *crl) {
     if (d) closedir(d);
     rmdir(crl->dir);
   }
+  sk_X509_CRL_pop_free(crl->crls, X509_CRL_free);
   free(crl->file);
   free(crl->ca_pem);
   memset(crl, 0, sizeof *crl);

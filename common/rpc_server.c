@@ -18,11 +18,15 @@
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
+#include <openssl/pem.h>
 
 #include "log.h"
 #include "rpc.h"
 #include "rpc_crl.h"
+#include "rpc_tls_dir.h"
 #include "rpc_wire.h"
+
+enum { MAX_CAS = 16 };
 
 /* One armed grpc_server_request_call, and then the call it delivered. */
 typedef struct slot {
@@ -83,7 +87,15 @@ struct rpc_server {
   atomic_int stopping;
   int armed; /* request slots outstanding; touched by the dispatcher only after start */
   char shutdown_tag;
-  rpc_crl crl; /* crl.file is NULL without a crl_file */
+  char *cert_file, *key_file, *ca_file; /* as configured: a reload reads them again */
+  rpc_tls_dir tls;                     /* the copies gRPC's file watcher reads */
+  pthread_mutex_t tls_mu;              /* crl and the certificates in force: reload against dispatcher */
+  rpc_crl crl;                         /* crl.file is NULL without a crl_file */
+  cert_info leaf;                      /* the server certificate in force */
+  cert_info cas[MAX_CAS];              /* (n_cas) the client CA certificates in force */
+  int n_cas;
+  void (*on_peer_certificate)(void *user, const char *peer, const cert_info *cert);
+  void *peer_certificate_user;
 };
 
 /* ------------------------------------------------------------------ slots */
@@ -389,6 +401,38 @@ static void *worker_main(void *arg) {
   }
 }
 
+/* The client's certificate, for every call: checked against the CRLs in force (gRPC checks them
+ * in the handshake only, and a connection outlives a reload) and shown to on_peer_certificate.
+ * 0, or -1 with why the call is refused. */
+static int slot_check_certificate(rpc_server *s, slot *sl, char *why, size_t cap) {
+  grpc_auth_context *ctx = grpc_call_auth_context(sl->call);
+  if (!ctx) return 0;
+  grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+  char *pem = p ? strndup(p->value, p->value_length) : NULL;
+  grpc_auth_context_release(ctx);
+  if (!pem) return 0; /* no certificate: call_run refuses the call for want of a name */
+  BIO *b = BIO_new_mem_buf(pem, -1);
+  X509 *cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+  BIO_free(b);
+  cert_info ci;
+  int rc = 0;
+  if (cert && cert_info_list(pem, &ci, 1) == 1) {
+    pthread_mutex_lock(&s->tls_mu);
+    int revoked = s->crl.file && rpc_crl_revoked(&s->crl, cert);
+    pthread_mutex_unlock(&s->tls_mu);
+    if (revoked) {
+      snprintf(why, cap, "the client certificate of '%s' (serial %s) has been revoked by its CA", sl->peer, ci.serial);
+      rc = -1;
+    } else if (s->on_peer_certificate) {
+      s->on_peer_certificate(s->peer_certificate_user, sl->peer, &ci);
+    }
+  }
+  X509_free(cert);
+  free(pem);
+  return rc;
+}
+
 static void dispatch(rpc_server *s, slot *sl) {
   const rpc_method *m = method_find(s, sl->details.method);
   if (!m) {
@@ -403,6 +447,12 @@ static void dispatch(rpc_server *s, slot *sl) {
     return;
   }
   slot_read_peer(sl);
+  char why[512];
+  if (slot_check_certificate(s, sl, why, sizeof why) != 0) {
+    log_warn("rpc: %s", why);
+    slot_refuse(sl, GRPC_STATUS_UNAUTHENTICATED, why);
+    return;
+  }
   pthread_mutex_lock(&s->mu);
   int full = s->queued >= s->max_queued, over = !full && !peer_calls_add(s, sl->peer, +1);
   if (!full && !over) {
@@ -457,50 +507,99 @@ static void *dispatcher_main(void *arg) {
 
 /* ------------------------------------------------------------------ lifecycle */
 
+/* The server's key, certificate and client CA as read from the configured files and checked
+ * together; the key is wiped when freed. */
+typedef struct {
+  char *cert, *key, *ca;
+  cert_info leaf;
+} tls_material;
+
+static void material_free(tls_material *m) {
+  if (m->key) {
+    memset(m->key, 0, strlen(m->key));
+    free(m->key);
+  }
+  free(m->cert);
+  free(m->ca);
+  memset(m, 0, sizeof *m);
+}
+
+static int material_read(tls_material *m, const char *cert_file, const char *key_file, const char *ca_file, char *err,
+                         size_t errlen) {
+  memset(m, 0, sizeof *m);
+  m->cert = rpc_read_pem(cert_file, "server certificate", err, errlen);
+  m->key = m->cert ? rpc_read_pem(key_file, "server key", err, errlen) : NULL;
+  m->ca = m->key ? rpc_read_pem(ca_file, "client CA", err, errlen) : NULL;
+  if (m->ca && cert_check_identity(m->cert, cert_file, m->key, key_file, m->ca, ca_file, CERT_FOR_SERVER, &m->leaf,
+                                   err, errlen) == 0)
+    return 0;
+  material_free(m);
+  return -1;
+}
+
+/* Lock held (or not yet shared). */
+static void material_in_force(rpc_server *s, const tls_material *m) {
+  s->leaf = m->leaf;
+  s->n_cas = cert_info_list(m->ca, s->cas, MAX_CAS);
+}
+
 /* gRPC's TLS credentials rather than its SSL ones: only they can check client certificates
- * against CRLs. Both negotiate TLS 1.2 at least, 1.3 when the client offers it. */
-static grpc_server_credentials *server_credentials(const rpc_server_config *cfg, rpc_crl *crl, char *err,
+ * against CRLs. Both negotiate TLS 1.2 at least, 1.3 when the client offers it. The material is
+ * read from the private copies in s->tls (rpc_tls_dir.h explains why). */
+static grpc_server_credentials *server_credentials(rpc_server *s, const rpc_server_config *cfg, char *err,
                                                    size_t errlen) {
-  char *cert = rpc_read_pem(cfg->cert_file, "server certificate", err, errlen);
-  char *key = cert ? rpc_read_pem(cfg->key_file, "server key", err, errlen) : NULL;
-  char *ca = key ? rpc_read_pem(cfg->client_ca_file, "client CA", err, errlen) : NULL;
+  tls_material m;
+  if (material_read(&m, cfg->cert_file, cfg->key_file, cfg->client_ca_file, err, errlen) != 0) return NULL;
   grpc_server_credentials *creds = NULL;
-  if (ca && rpc_check_key_pair(cert, key, cfg->cert_file, err, errlen) == 0 &&
-      (!cfg->crl_file || rpc_crl_open(crl, cfg->crl_file, ca, err, errlen) == 0)) {
-    grpc_tls_identity_pairs *pairs = grpc_tls_identity_pairs_create();
-    grpc_tls_identity_pairs_add_pair(pairs, key, cert);
-    grpc_tls_certificate_provider *provider = grpc_tls_certificate_provider_static_data_create(ca, pairs);
+  if ((!cfg->crl_file || rpc_crl_open(&s->crl, cfg->crl_file, m.ca, err, errlen) == 0) &&
+      rpc_tls_dir_open(&s->tls, m.cert, m.key, m.ca, err, errlen) == 0) {
+    material_in_force(s, &m);
+    grpc_tls_certificate_provider *provider =
+        grpc_tls_certificate_provider_file_watcher_create(s->tls.identity, s->tls.identity, s->tls.ca, RPC_TLS_REFRESH_S);
     grpc_tls_credentials_options *options = grpc_tls_credentials_options_create();
     grpc_tls_credentials_options_set_certificate_provider(options, provider);
     grpc_tls_credentials_options_watch_root_certs(options);
     grpc_tls_credentials_options_watch_identity_key_cert_pairs(options);
     grpc_tls_credentials_options_set_cert_request_type(options,
                                                        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    if (crl->file) grpc_tls_credentials_options_set_crl_directory(options, crl->dir);
+    if (s->crl.file) grpc_tls_credentials_options_set_crl_directory(options, s->crl.dir);
     creds = grpc_tls_server_credentials_create(options);
     grpc_tls_certificate_provider_release(provider);
     if (!creds) snprintf(err, errlen, "gRPC rejected the server's TLS settings");
   }
-  free(cert);
-  if (key) {
-    memset(key, 0, strlen(key));
-    free(key);
-  }
-  free(ca);
+  material_free(&m);
   return creds;
+}
+
+static void server_free_tls(rpc_server *s) {
+  rpc_crl_close(&s->crl);
+  rpc_tls_dir_close(&s->tls);
+  pthread_mutex_destroy(&s->tls_mu);
+  free(s->cert_file);
+  free(s->key_file);
+  free(s->ca_file);
 }
 
 rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t errlen) {
   rpc_grpc_init();
   rpc_server *s = calloc(1, sizeof *s);
-  grpc_server_credentials *creds = s ? server_credentials(cfg, &s->crl, err, errlen) : NULL;
+  grpc_server_credentials *creds = s ? server_credentials(s, cfg, err, errlen) : NULL;
   if (!s || !creds) {
     if (creds) grpc_server_credentials_release(creds);
-    if (s) rpc_crl_close(&s->crl);
+    if (s) {
+      rpc_crl_close(&s->crl);
+      rpc_tls_dir_close(&s->tls);
+    }
     free(s);
     grpc_shutdown();
     return NULL;
   }
+  s->cert_file = strdup(cfg->cert_file);
+  s->key_file = strdup(cfg->key_file);
+  s->ca_file = strdup(cfg->client_ca_file);
+  s->on_peer_certificate = cfg->on_peer_certificate;
+  s->peer_certificate_user = cfg->peer_certificate_user;
+  pthread_mutex_init(&s->tls_mu, NULL);
   s->methods = cfg->methods;
   s->n_methods = cfg->n_methods;
   s->user = cfg->user;
@@ -535,7 +634,7 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t err
     grpc_completion_queue_destroy(s->cq);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
-    rpc_crl_close(&s->crl);
+    server_free_tls(s);
     free(s);
     grpc_shutdown();
     return NULL;
@@ -552,12 +651,27 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, char *err, size_t err
 
 int rpc_server_port(const rpc_server *s) { return s->port; }
 
-int rpc_server_reload_crl(rpc_server *s, char *err, size_t errlen) {
-  if (!s->crl.file) {
-    snprintf(err, errlen, "the server was started without a CRL file");
-    return -1;
-  }
-  return rpc_crl_reload(&s->crl, err, errlen);
+int rpc_server_reload(rpc_server *s, char *err, size_t errlen) {
+  tls_material m;
+  if (material_read(&m, s->cert_file, s->key_file, s->ca_file, err, errlen) != 0) return -1;
+  /* The CRLs first: they are checked against the new CAs, and if they fail nothing has changed.
+   * The lock keeps the dispatcher from reading CRLs half replaced. */
+  pthread_mutex_lock(&s->tls_mu);
+  int rc = s->crl.file ? rpc_crl_reload(&s->crl, m.ca, err, errlen) : 0;
+  if (rc == 0) rc = rpc_tls_dir_write(&s->tls, m.cert, m.key, m.ca, err, errlen);
+  if (rc == 0) material_in_force(s, &m);
+  pthread_mutex_unlock(&s->tls_mu);
+  material_free(&m);
+  return rc;
+}
+
+int rpc_server_certificates(rpc_server *s, cert_info *leaf, cert_info *cas, int cap) {
+  pthread_mutex_lock(&s->tls_mu);
+  *leaf = s->leaf;
+  int n = s->n_cas < cap ? s->n_cas : cap;
+  memcpy(cas, s->cas, (size_t)n * sizeof *cas);
+  pthread_mutex_unlock(&s->tls_mu);
+  return n;
 }
 
 void rpc_server_stop(rpc_server *s) {
@@ -578,7 +692,7 @@ void rpc_server_stop(rpc_server *s) {
   pthread_cond_destroy(&s->cv);
   free(s->workers);
   free(s->peers);
-  rpc_crl_close(&s->crl);
+  server_free_tls(s);
   free(s);
   grpc_shutdown();
 }

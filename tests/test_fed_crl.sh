@@ -25,7 +25,7 @@ status_as beta
 expect "beta still gets in before the aggregator rereads the list" 0 $?
 kill -HUP "${fed_pid[agg]}"
 wait_for 20 log_has agg.log "revocation list" || fed_bad "no reload line after SIGHUP"
-expect_in "the aggregator says it reloaded the list" agg.log "SIGHUP: revocation list"
+expect_in "the aggregator says it reloaded the list" agg.log "SIGHUP: TLS material reloaded"
 alive agg && fed_ok "the aggregator is still running after SIGHUP" || fed_bad "the aggregator died on SIGHUP"
 
 status_as beta

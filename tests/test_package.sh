@@ -94,6 +94,7 @@ for u in "$agg" "$cli"; do
   done
 done
 grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$agg" && ok "aggregator reload is SIGHUP" || fail "aggregator ExecReload"
+grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$cli" && ok "client@ reload is SIGHUP" || fail "client@ ExecReload"
 grep -q '^ExecStart=/usr/bin/fedlora-client --config /etc/fedlora/client-%i.ini$' "$cli" \
   && ok "client@ instance reads /etc/fedlora/client-%i.ini" || fail "client@ ExecStart"
 
