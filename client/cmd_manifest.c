@@ -38,13 +38,14 @@ int cmd_manifest(int argc, char **argv) {
     return 0;
   }
   const char *file = NULL, *ca = NULL, *name = NULL;
-  for (int i = 2; i < argc; i++) {
+  int bad = argc < 2 || strcmp(argv[1], "verify") != 0;
+  for (int i = 2; i < argc && !bad; i++) {
     if (!strcmp(argv[i], "--ca") && i + 1 < argc) ca = argv[++i];
     else if (!strcmp(argv[i], "--server-name") && i + 1 < argc) name = argv[++i];
     else if (argv[i][0] != '-' && !file) file = argv[i];
-    else file = name = NULL, i = argc; /* unknown option: usage */
+    else bad = 1;
   }
-  if (argc < 2 || strcmp(argv[1], "verify") != 0 || !file || !ca || !name) {
+  if (bad || !file || !ca || !name) {
     usage(stderr);
     return 2;
   }

@@ -30,7 +30,7 @@ typedef struct {
   char site[128];
   uint64_t run_seed;
   char run_id[64];
-  uint8_t plan_sha[32];          /* manifest_plan_digest of the plan received at Join */
+  uint8_t plan_sha[32];          /* manifest_plan_digest of the plan applied at the first Join */
   int secagg;                    /* the plan's privacy.secagg, with its fixed-point encoding */
   double secagg_range, secagg_scale;
   uint32_t last_round;
@@ -72,6 +72,32 @@ static int site_join(site *s, Fedlora__V1__JoinResponse **plan, rpc_status *st) 
                    RPC_TIMEOUT_S, st);
 }
 
+/* Checks a Join's plan: the first is applied, and every round's manifest must vouch for it; a
+ * later one (the aggregator restarted) must not change what the site follows, else it would train
+ * under a plan the aggregator no longer vouches for. 0, or the exit code. */
+static int site_plan_take(site *s, const Fedlora__V1__JoinResponse *plan, int first) {
+  char err[512];
+  uint8_t sha[32];
+  if (manifest_plan_digest(plan, sha) != 0) {
+    log_error("out of memory hashing the run plan");
+    return SITE_EXIT_FAILED;
+  }
+  if (first && site_trainer_plan(s->trainer, plan, err, sizeof err) != 0) {
+    log_error("the run plan cannot be followed here: %s", err);
+    return SITE_EXIT_FAILED;
+  }
+  if (first) {
+    memcpy(s->plan_sha, sha, 32);
+  } else if (memcmp(s->plan_sha, sha, 32) != 0) {
+    snprintf(err, sizeof err, "the aggregator's plan changed beyond its round policy since this site joined "
+             "(LoRA, training or privacy settings); restart the site to follow the new plan");
+    log_error("%s", err);
+    site_audit_refused(s->audit, "join", s->last_round, GRPC_STATUS_FAILED_PRECONDITION, err);
+    return SITE_EXIT_REFUSED;
+  }
+  return 0;
+}
+
 /* Joins, retrying while the aggregator is unreachable. 0, or the exit code. */
 static int site_join_retry(site *s, int first) {
   for (;;) {
@@ -80,15 +106,8 @@ static int site_join_retry(site *s, int first) {
     Fedlora__V1__JoinResponse *plan = NULL;
     rpc_status st;
     if (site_join(s, &plan, &st) == 0) {
-      char err[512];
-      int rc = 0;
-      if (first && site_trainer_plan(s->trainer, plan, err, sizeof err) != 0) {
-        log_error("the run plan cannot be followed here: %s", err);
-        rc = SITE_EXIT_FAILED;
-      } else if (first && manifest_plan_digest(plan, s->plan_sha) != 0) {
-        log_error("out of memory hashing the run plan");
-        rc = SITE_EXIT_FAILED;
-      } else if (first) {
+      int rc = site_plan_take(s, plan, first);
+      if (rc == 0 && first) {
         snprintf(s->site, sizeof s->site, "%s", plan->site);
         s->run_seed = plan->rounds ? plan->rounds->seed : 0;
         snprintf(s->run_id, sizeof s->run_id, "%s", plan->run_id);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsutil.h"
 #include "log.h"
@@ -35,9 +36,7 @@ static int keep(const site_config *cfg, audit_log *a, const Fedlora__V1__RoundTa
   snprintf(dir, sizeof dir, "%s/manifests", cfg->client.state_dir);
   snprintf(path, sizeof path, "%s/round-%04u-attempt-%u.json", dir, task->round, task->attempt);
   if (already_kept(path, doc, len)) return 0;
-  FILE *probe = fopen(path, "rb");
-  if (probe) {
-    fclose(probe);
+  if (access(path, F_OK) == 0) {
     snprintf(path, sizeof path, "%s/round-%04u-attempt-%u.%.16s.json", dir, task->round, task->attempt, hex);
     if (already_kept(path, doc, len)) return 0;
   }

@@ -167,6 +167,7 @@ int manifest_accept(const char *doc, const manifest *want, const char *ca_path, 
 int manifest_plan_digest(const Fedlora__V1__JoinResponse *plan, uint8_t out[32]) {
   Fedlora__V1__JoinResponse p = *plan;
   p.site = (char *)""; /* the one field that differs between sites */
+  p.rounds = NULL;
   size_t n = protobuf_c_message_get_packed_size(&p.base);
   uint8_t *buf = malloc(n + 1);
   if (!buf) return -1;

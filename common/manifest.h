@@ -43,9 +43,11 @@ int manifest_verify(const char *doc, const char *ca_path, const char *server_nam
  * -1: cannot check (err says why); a site refuses then too. */
 int manifest_accept(const char *doc, const manifest *want, const char *ca_path, const char *server_name,
                     manifest *got, char *err, size_t errlen);
-/* SHA-256 of the run plan as the aggregator sends it in JoinResponse, without the per-site `site`
- * field: both sides pack the same message with protobuf-c, which writes fields in number order,
- * so equal plans give equal bytes. 0, or -1 out of memory. */
+/* SHA-256 of the plan a site follows: the JoinResponse without the per-site `site` and without the
+ * round policy (quorum, deadlines, rounds total, selection seed), which only the aggregator applies
+ * and an operator may change across a restart (a lower quorum after a site is lost) without any
+ * site training differently. Both sides pack the message with protobuf-c, which writes fields in
+ * number order, so equal plans give equal bytes. 0, or -1 out of memory. */
 int manifest_plan_digest(const Fedlora__V1__JoinResponse *plan, uint8_t out[32]);
 
 #endif

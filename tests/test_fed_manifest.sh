@@ -10,6 +10,8 @@
 #           another CA, (b) alpha's own client certificate from the right CA. Every site exits 3
 #           saying the manifest was refused, trained nothing (no updates/ in its state_dir), kept no
 #           manifest, and its audit log records the refusal; the aggregator received no update.
+#   replanned  the aggregator restarted with another learning rate: the joined sites refuse at
+#           their next Join (a changed round policy alone is followed: test_secagg_fed_dropout).
 #   config  a manifest key that does not belong to its certificate, or only one of the two set,
 #           stops the aggregator at start with the reason.
 source "$FEDLORA_SOURCE_DIR/tests/fed/lib.sh"
@@ -77,6 +79,11 @@ expect "check_manifests.py refuses a name the certificate lacks" 1 $?
   --server-name aggregator.example.org >/dev/null
 expect "fedlora manifest verify refuses a name the certificate lacks" 1 $?
 
+"$fed_bin/fedlora" manifest verify site-alpha/manifests/round-0002-attempt-0.json --server-name 127.0.0.1 \
+  >usage.txt 2>&1
+expect "fedlora manifest verify without --ca is a usage error" 2 $?
+expect_in "and prints the usage" usage.txt "usage: fedlora manifest verify FILE --ca CA --server-name NAME"
+
 # forged_run NAME CERT KEY REASON: one round offered with manifests signed by CERT/KEY.
 forged_run() {
   local name=$1 cert=$2 key=$3 reason=$4 s
@@ -101,6 +108,21 @@ forged_run other-ca other-pki/aggregator.pem other-pki/aggregator.key \
   "manifest: the signer's certificate does not chain to $fed_run/forged-other-ca/pki/ca.pem"
 forged_run site-cert pki/alpha.pem pki/alpha.key "manifest: signed by 'alpha', whose certificate is not a TLS server"
 expect_in "site-cert: the aggregator warned at start" agg.log "which is not a TLS server certificate: sites will refuse them"
+
+# A restarted aggregator whose plan changes what the sites train (here the learning rate) would
+# sign manifests for a plan they do not follow: they refuse at their next Join instead.
+fed_phase replanned
+fed_start_agg agg --set audit.file=agg-audit.jsonl
+for s in alpha beta; do fed_start_site $s --set audit.file=site-$s/audit.jsonl; done
+wait_for 30 eval 'log_has alpha.log "joined run" && log_has beta.log "joined run"' || fed_bad "replanned: no joins"
+fed_kill agg KILL
+fed_start_agg agg2 --set train.lr=1e-3
+for s in alpha beta; do
+  fed_wait_exit $s 60
+  expect "replanned: $s refuses the changed plan with exit 3" 3 "$fed_rc"
+  expect_in "replanned: $s says the plan changed" $s.log "the aggregator's plan changed beyond its round policy"
+done
+fed_kill agg2 TERM
 
 fed_phase config
 fed_write_agg_config

@@ -3,7 +3,7 @@
  * signed by a site with its own (client) certificate, a certificate for another name, one from
  * another CA, and a garbled document are all refused. manifest_accept names the first field that
  * differs from the task and refuses a missing or oversized manifest; the plan digest survives the
- * wire and the site's name but moves with any planned value. */
+ * wire, the site's name and the round policy but moves with any value a site trains by. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,8 +88,8 @@ static void accept_checks(const char *doc, const manifest *signed_m, const char 
   CHECK_EQ_INT(manifest_accept(doc, &want, ca, "aggregator.other.org", &got, err, sizeof err), 1);
 }
 
-/* The plan digest survives the wire (pack, unpack) and ignores the per-site name, but moves with
- * any planned value. */
+/* The plan digest survives the wire (pack, unpack) and ignores the per-site name and the round
+ * policy, but moves with any value a site trains by. */
 static void plan_digest_checks(void) {
   Fedlora__V1__JoinResponse plan = FEDLORA__V1__JOIN_RESPONSE__INIT;
   Fedlora__V1__TrainConfig train = FEDLORA__V1__TRAIN_CONFIG__INIT;
@@ -120,6 +120,11 @@ static void plan_digest_checks(void) {
   }
   free(wire);
 
+  Fedlora__V1__RoundPolicy rounds = FEDLORA__V1__ROUND_POLICY__INIT;
+  rounds.min_clients = 2;
+  plan.rounds = &rounds;
+  CHECK_EQ_INT(manifest_plan_digest(&plan, other), 0);
+  CHECK(memcmp(sent, other, 32) == 0);
   train.lr = 2.0000000000000004e-3; /* one ulp away */
   CHECK_EQ_INT(manifest_plan_digest(&plan, other), 0);
   CHECK(memcmp(sent, other, 32) != 0);
