@@ -2,9 +2,11 @@
  * them into vector registers, and the lanes are combined in one fixed order at the end. */
 #include "vexp.h"
 
+#include "cpu_dispatch.h"
+
 enum { LANES = 8 };
 
-__attribute__((target_clones("avx2", "default"))) float vmax(const float *x, int n) {
+static inline __attribute__((always_inline)) float vmax_body(const float *x, int n) {
   float m[LANES];
   for (int l = 0; l < LANES; l++) m[l] = x[0];
   int j = 0;
@@ -15,8 +17,9 @@ __attribute__((target_clones("avx2", "default"))) float vmax(const float *x, int
   for (int l = 1; l < LANES; l++) best = m[l] > best ? m[l] : best;
   return best;
 }
+CPU_DISPATCH(, float, vmax, (const float *x, int n), (x, n))
 
-__attribute__((target_clones("avx2", "default"))) double vexp_shift_sum(float *x, int n, float shift) {
+static inline __attribute__((always_inline)) double vexp_shift_sum_body(float *x, int n, float shift) {
   double s[LANES] = {0};
   int j = 0;
   for (; j + LANES <= n; j += LANES)
@@ -32,8 +35,9 @@ __attribute__((target_clones("avx2", "default"))) double vexp_shift_sum(float *x
   }
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
+CPU_DISPATCH(, double, vexp_shift_sum, (float *x, int n, float shift), (x, n, shift))
 
-__attribute__((target_clones("avx2", "default"))) float vdot(const float *a, const float *b, int n) {
+static inline __attribute__((always_inline)) float vdot_body(const float *a, const float *b, int n) {
   float s[LANES] = {0};
   int j = 0;
   for (; j + LANES <= n; j += LANES)
@@ -41,3 +45,4 @@ __attribute__((target_clones("avx2", "default"))) float vdot(const float *a, con
   for (int l = 0; j + l < n; l++) s[l] += a[j + l] * b[j + l];
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
+CPU_DISPATCH(, float, vdot, (const float *a, const float *b, int n), (a, b, n))

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float vexp(float x) {
+static inline __attribute__((always_inline)) float vexp(float x) {
   /* exp(x) = 2^n exp(r), n = round(x / ln 2), |r| <= ln 2 / 2; ln 2 split in two so n ln 2 is exact */
   float xc = x < -88.0f ? -88.0f : (x > 89.0f ? 89.0f : x);
   float shifted = xc * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23: rounds to an integer */
