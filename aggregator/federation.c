@@ -24,6 +24,7 @@
 #include "rpc.h"
 #include "secagg_server.h"
 #include "server_opt.h"
+#include "site_metrics.h"
 #include "store.h"
 
 #include "federation_state.h"
@@ -33,6 +34,19 @@ site_info *site_get(federation *f, const char *name) {
   for (int i = 0; i < f->n_sites; i++)
     if (strcmp(f->sites[i].name, name) == 0) return &f->sites[i];
   return NULL;
+}
+
+/* pthread_cond_timedwait for at most ms milliseconds (mutex held). */
+static void cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mu, long ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_cond_timedwait(cond, mu, &ts);
 }
 
 static site_info *site_add(federation *f, const char *name) {
@@ -302,14 +316,7 @@ static grpc_status_code handle_await(rpc_call *call, void *user) {
       break;
     }
     if (now_mono() >= deadline || atomic_load(&f->stop) || rpc_call_done(call)) break; /* WAIT */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 200 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&f->changed, &f->mu, &ts);
+    cond_wait_ms(&f->changed, &f->mu, 200);
   }
   grpc_status_code code = rpc_call_reply(call, &task.base);
   pthread_mutex_unlock(&f->mu);
@@ -345,10 +352,7 @@ static grpc_status_code send_payload(rpc_call *call, const payload_layout *pl, c
 static int transfer_begin(federation *f, rpc_call *call) {
   pthread_mutex_lock(&f->mu);
   while (f->transfers >= MAX_TRANSFERS && !atomic_load(&f->stop) && !rpc_call_done(call)) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 1;
-    pthread_cond_timedwait(&f->transfer_done, &f->mu, &ts);
+    cond_wait_ms(&f->transfer_done, &f->mu, 1000);
   }
   int ok = f->transfers < MAX_TRANSFERS;
   if (ok) f->transfers++;
@@ -472,18 +476,11 @@ static grpc_status_code submit_check_header(rpc_call *call, federation *f, const
 static json_t *submission_meta(const Fedlora__V1__UpdateHeader *h, const uint8_t sha[32], double norm, size_t bytes) {
   char hex[65];
   sha256_hex(sha, hex);
-  const Fedlora__V1__SiteMetrics *m = h->metrics;
-  json_t *meta = json_object();
+  json_t *meta = site_metrics_json(h->metrics);
   json_object_set_new(meta, "example_count", json_integer((json_int_t)h->example_count));
   json_object_set_new(meta, "sha256", json_string(hex));
   json_object_set_new(meta, "bytes", json_integer((json_int_t)bytes));
   json_object_set_new(meta, "update_norm", json_real(norm));
-  json_object_set_new(meta, "train_loss", m && isfinite(m->train_loss) ? json_real(m->train_loss) : json_null());
-  json_object_set_new(meta, "val_loss_before",
-                      m && isfinite(m->val_loss_before) ? json_real(m->val_loss_before) : json_null());
-  json_object_set_new(meta, "tokens", json_integer(m ? (json_int_t)m->tokens : 0));
-  json_object_set_new(meta, "steps", json_integer(m ? m->steps : 0));
-  json_object_set_new(meta, "seconds", json_real(m && isfinite(m->seconds) ? m->seconds : 0));
   return meta;
 }
 
@@ -738,9 +735,11 @@ static void *ticker_main(void *arg) {
         break;
     }
     if (secagg_step(f)) ev = ROUND_EVENT_OPENED; /* wake the waiters too */
+    /* Between ticks the thread sleeps on f->changed, so a round's last update wakes it at once and
+     * the round commits (and the next opens) without waiting out a tick. */
     if (ev != ROUND_EVENT_NONE) pthread_cond_broadcast(&f->changed);
+    else cond_wait_ms(&f->changed, &f->mu, 100);
     pthread_mutex_unlock(&f->mu);
-    usleep(ev == ROUND_EVENT_NONE ? 100000 : 0);
   }
   return NULL;
 }

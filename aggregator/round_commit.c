@@ -22,27 +22,55 @@ typedef struct {
 
 static double json_number_or_nan(const json_t *v) { return json_is_number(v) ? json_number_value(v) : NAN; }
 
-static int aggregate_one(const char *site, const uint8_t *payload, size_t len, const json_t *meta, void *user) {
-  aggregation *g = user;
+/* Adds the round's pending updates (plain aggregation) in one sweep (agg_accum_add_all); an update
+ * that is not finite is left out with the reason logged, so one diverged site does not spoil the
+ * round. */
+static int aggregate_pending(aggregation *g) {
   federation *f = g->f;
-  (void)len;
-  double examples = (double)json_integer_value(json_object_get(meta, "example_count"));
-  double tokens = (double)json_integer_value(json_object_get(meta, "tokens"));
-  double weight = agg_privacy_weight(f->cfg, f->cfg->aggregation.weighting == AGG_WEIGHT_EXAMPLES ? examples
+  size_t n = f->layout.floats;
+  store_pending_set set;
+  if (store_pending_map(&f->st, f->rm.round, payload_bytes(&f->layout), &set, g->err, sizeof g->err) != 0) return -1;
+  const float **updates = malloc(sizeof *updates * (size_t)(set.count + 1));
+  double *weights = malloc(sizeof *weights * (size_t)(set.count + 1));
+  int *accepted = malloc(sizeof *accepted * (size_t)(set.count + 1)), rc = -1;
+  if (!updates || !weights || !accepted) {
+    snprintf(g->err, sizeof g->err, "out of memory for %d updates", set.count);
+    goto done;
+  }
+  for (int i = 0; i < set.count; i++) {
+    const json_t *meta = set.metas[i];
+    double examples = (double)json_integer_value(json_object_get(meta, "example_count"));
+    double tokens = (double)json_integer_value(json_object_get(meta, "tokens"));
+    updates[i] = (const float *)set.payloads[i];
+    weights[i] = agg_privacy_weight(f->cfg, f->cfg->aggregation.weighting == AGG_WEIGHT_EXAMPLES ? examples
                                             : f->cfg->aggregation.weighting == AGG_WEIGHT_TOKENS ? tokens
                                                                                                  : 1.0);
-  if (agg_accum_add(&g->acc, (const float *)payload, f->global_payload, weight, g->err, sizeof g->err) != 0) {
-    log_warn("round %u: the update of %s is left out: %s", f->rm.round, site, g->err);
-    return 0;
   }
-  json_t *s = json_deep_copy(meta);
-  json_object_set_new(s, "weight", json_real(weight));
-  json_object_set_new(g->sites, site, s);
-  double val = json_number_or_nan(json_object_get(meta, "val_loss_before"));
-  double train = json_number_or_nan(json_object_get(meta, "train_loss"));
-  if (isfinite(val)) g->weighted_val += examples * val, g->val_weight += examples;
-  if (isfinite(train)) g->weighted_train += examples * train, g->train_weight += examples;
-  return 0;
+  agg_accum_add_all(&g->acc, updates, weights, set.count, f->global_payload, accepted);
+  for (int i = 0; i < set.count; i++) {
+    const json_t *meta = set.metas[i];
+    if (!accepted[i]) {
+      char why[160];
+      agg_update_check(updates[i], n, weights[i], why, sizeof why);
+      log_warn("round %u: the update of %s is left out: %s", f->rm.round, set.sites[i], why);
+      continue;
+    }
+    json_t *s = json_deep_copy(meta);
+    json_object_set_new(s, "weight", json_real(weights[i]));
+    json_object_set_new(g->sites, set.sites[i], s);
+    double examples = (double)json_integer_value(json_object_get(meta, "example_count"));
+    double val = json_number_or_nan(json_object_get(meta, "val_loss_before"));
+    double train = json_number_or_nan(json_object_get(meta, "train_loss"));
+    if (isfinite(val)) g->weighted_val += examples * val, g->val_weight += examples;
+    if (isfinite(train)) g->weighted_train += examples * train, g->train_weight += examples;
+  }
+  rc = 0;
+done:
+  free(updates);
+  free(weights);
+  free(accepted);
+  store_pending_unmap(&set);
+  return rc;
 }
 
 /* Under secagg: delta (n) = the unmasked mean of the round's masked updates, with central DP
@@ -96,8 +124,7 @@ int round_aggregate_commit(federation *f) {
   if (!delta || !next || !state || agg_accum_build(&g.acc, n, g.err, sizeof g.err) != 0) goto done;
   if (f->cfg->privacy.secagg) {
     if (secagg_mean(f, &g, delta) != 0) goto done;
-  } else if (store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), aggregate_one, &g, g.err,
-                                sizeof g.err) != 0 ||
+  } else if (aggregate_pending(&g) != 0 ||
              agg_privacy_noise(f->cfg, g.acc.sum, n, g.err, sizeof g.err) != 0 ||
              (agg_robust_active(f->cfg) ? agg_robust_delta(f->cfg, &f->st, f->rm.round, f->global_payload, n, g.sites, delta,
                                                    g.extra, g.err, sizeof g.err) != 0

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "payload.h"
 #include "payload_stream.h"
+#include "site_metrics.h"
 
 static const char *const stage_names[] = {"keys", "shares", "masked", "unmask", "done", "aborted"};
 
@@ -396,17 +397,6 @@ grpc_status_code secagg_handle_get_shares(rpc_call *call, secagg_host *h) {
 
 /* ------------------------------------------------------------------ stage 2: masked */
 
-static json_t *metrics_json(const Fedlora__V1__SiteMetrics *m) {
-  json_t *j = json_object();
-  json_object_set_new(j, "train_loss", m && isfinite(m->train_loss) ? json_real(m->train_loss) : json_null());
-  json_object_set_new(j, "val_loss_before", m && isfinite(m->val_loss_before) ? json_real(m->val_loss_before)
-                                                                                : json_null());
-  json_object_set_new(j, "tokens", json_integer(m ? (json_int_t)m->tokens : 0));
-  json_object_set_new(j, "steps", json_integer(m ? m->steps : 0));
-  json_object_set_new(j, "seconds", json_real(m && isfinite(m->seconds) ? m->seconds : 0));
-  return j;
-}
-
 /* Checks the header against the open attempt (lock held). */
 static grpc_status_code masked_check(rpc_call *call, secagg_host *h, const Fedlora__V1__SecAggMaskedHeader *hd,
                                      int *me) {
@@ -465,7 +455,7 @@ grpc_status_code secagg_handle_submit_masked(rpc_call *call, secagg_host *h) {
     if (code == GRPC_STATUS_OK) {
       const char *site = rpc_call_peer(call);
       round_record_submission(h->rm, site);
-      json_object_set_new(sr->metrics, site, metrics_json(hd->metrics));
+      json_object_set_new(sr->metrics, site, site_metrics_json(hd->metrics));
       *h->bytes_in += rx.size;
       transcript(sr, site, "masked", rx.data, rx.size);
       log_info("round %u attempt %u: masked vector from %s accepted (%zu bytes)", sr->round, sr->attempt, site,

@@ -232,8 +232,8 @@ static void update_cache_path(const site *s, uint32_t round, const uint8_t *glob
   snprintf(out, cap, "%s/updates/r%04u-%.16s.bin", s->cfg->client.state_dir, round, hex);
 }
 
-/* The cache file: the update's bytes, then its metrics as five doubles. */
-enum { CACHE_METRICS = 5 };
+/* The cache file: the update's bytes, then its metrics as six doubles. */
+enum { CACHE_METRICS = 6 };
 
 static int cache_read(const char *path, float *update, size_t bytes, Fedlora__V1__SiteMetrics *metrics) {
   FILE *f = fopen(path, "rb");
@@ -248,13 +248,14 @@ static int cache_read(const char *path, float *update, size_t bytes, Fedlora__V1
   metrics->tokens = (uint64_t)m[2];
   metrics->steps = (uint32_t)m[3];
   metrics->seconds = m[4];
+  metrics->eval_seconds = m[5];
   return 0;
 }
 
 static int cache_write(const char *path, const float *update, size_t bytes, const Fedlora__V1__SiteMetrics *metrics,
                        char *err, size_t errlen) {
   double m[CACHE_METRICS] = {metrics->train_loss, metrics->val_loss_before, (double)metrics->tokens, metrics->steps,
-                             metrics->seconds};
+                             metrics->seconds, metrics->eval_seconds};
   atomic_file af;
   if (atomic_file_open(&af, path, err, errlen) != 0) return -1;
   fwrite(update, 1, bytes, af.fp);

@@ -198,10 +198,12 @@ static int round_train(site_trainer *st, const float *global, uint64_t seed, flo
   payload_unpack(&st->layout, &st->ad, global);
   memcpy(st->start, st->ad.params, st->ad.num_params * sizeof(float));
 
-  double val_loss = NAN, val_tokens = 0;
+  double val_loss = NAN, val_tokens = 0, t_eval = seconds_now();
   if (st->data.has_val &&
       evaluate_loss(&st->base, &st->ad, &st->data.val, st->tcfg.batch, &val_loss, &val_tokens, err, errlen) != 0)
     return -1;
+
+  metrics->eval_seconds = seconds_now() - t_eval;
 
   /* A fresh local optimiser every round, seeded from (run, round, site). */
   trainer *t = &st->t;

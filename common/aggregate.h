@@ -36,11 +36,24 @@ void agg_accum_free(agg_accum *acc);
 /* Forget every update added (for a round that is reopened). */
 void agg_accum_reset(agg_accum *acc);
 
-/* sum += weight · (update − global). weight must be finite and > 0; every update value must be
- * finite. On refusal returns -1 with the reason (the first bad coordinate) in err and leaves the
- * accumulator unchanged, so one diverged site does not spoil the round. */
+/* Whether an update may be added: weight finite and > 0, every one of its n values finite. 0, or -1
+ * with the reason (the first bad coordinate) in err. */
+int agg_update_check(const float *update, size_t n, double weight, char *err, size_t err_size);
+
+/* sum += weight · (update − global), after agg_update_check. On refusal returns -1 with the reason
+ * and leaves the accumulator unchanged, so one diverged site does not spoil the round. */
 int agg_accum_add(agg_accum *acc, const float *update, const float *global, double weight, char *err,
                   size_t err_size);
+
+/* One sweep for a whole round into an empty accumulator: sum = Σ_k weights[k] · (updates[k] − global)
+ * over the updates that agg_update_check would accept, k in array order. The same additions in the
+ * same order as agg_accum_add one update at a time, so the same bits; but the sum is swept once in
+ * blocks that stay in cache while every update is checked and added into them, so each update is
+ * read from memory once and the sum and global once for all. accepted (count) gets 1 or 0 per
+ * update (agg_update_check tells why one was refused). Returns how many were added, or -1 if the
+ * accumulator was not empty. */
+int agg_accum_add_all(agg_accum *acc, const float *const *updates, const double *weights, int count,
+                      const float *global, int *accepted);
 
 /* delta (n) = sum / total_weight, rounded to float. -1 with the reason in err if nothing was added. */
 int agg_accum_mean(const agg_accum *acc, float *delta, char *err, size_t err_size);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention.h"
 #include "ops.h"
 
 int model_config_validate(const model_config *c, char *err, size_t err_size) {

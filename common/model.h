@@ -133,7 +133,7 @@ typedef struct {
                           backward; NULL with one slice or without LoRA training */
 } model_acts;
 
-#define LOSS_CHUNK 64
+#define LOSS_CHUNK 256
 
 typedef struct {
   int batch, seq_len;   /* B, T of the next forward; callers may lower them to at most the capacity */

@@ -8,6 +8,8 @@
 #include <omp.h>
 #include <string.h>
 
+#include "vexp.h"
+
 void compute_threads_set(int n) {
   openblas_set_num_threads(n);
   omp_set_num_threads(n);
@@ -92,81 +94,11 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int batch,
   rope_rotate(dx, cos_t, sin_t, batch, seq_len, heads, head_dim, -1.0f);
 }
 
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int batch,
-                       int seq_len, int n_heads, int n_kv_heads, int head_dim) {
-  int T = seq_len, qd = n_heads * head_dim, kvd = n_kv_heads * head_dim, group = n_heads / n_kv_heads;
-  float scale = 1.0f / sqrtf((float)head_dim);
-#pragma omp parallel for schedule(static)
-  for (int bh = 0; bh < batch * n_heads; bh++) {
-    int b = bh / n_heads, h = bh % n_heads, kvh = h / group;
-    const float *qb = q + (size_t)b * T * qd + h * head_dim;
-    const float *kb = k + (size_t)b * T * kvd + kvh * head_dim;
-    const float *vb = v + (size_t)b * T * kvd + kvh * head_dim;
-    float *a = att + (size_t)bh * T * T;
-    /* The full T x T product costs twice the causal half but runs at sgemm speed. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, head_dim, scale, qb, qd, kb, kvd, 0.0f, a, T);
-    for (int t = 0; t < T; t++) {
-      float *row = a + (size_t)t * T;
-      float mx = row[0];
-      for (int j = 1; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
-      float sum = 0.0f;
-      for (int j = 0; j <= t; j++) {
-        row[j] = expf(row[j] - mx);
-        sum += row[j];
-      }
-      for (int j = 0; j <= t; j++) row[j] /= sum;
-      memset(row + t + 1, 0, sizeof(float) * (size_t)(T - t - 1));
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head_dim, T, 1.0f, a, T, vb, kvd, 0.0f,
-                out + (size_t)b * T * qd + h * head_dim, qd);
-  }
-}
-
-void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout, const float *q,
-                        const float *k, const float *v, const float *att, int batch, int seq_len,
-                        int n_heads, int n_kv_heads, int head_dim) {
-  int T = seq_len, qd = n_heads * head_dim, kvd = n_kv_heads * head_dim, group = n_heads / n_kv_heads;
-  float scale = 1.0f / sqrtf((float)head_dim);
-  /* One task per (batch, kv head): the query heads sharing a kv head all add into its dk/dv, so they
-   * run in the same task and no two tasks write the same memory. */
-#pragma omp parallel for schedule(static)
-  for (int bk = 0; bk < batch * n_kv_heads; bk++) {
-    int b = bk / n_kv_heads, kvh = bk % n_kv_heads;
-    const float *kb = k + (size_t)b * T * kvd + kvh * head_dim;
-    const float *vb = v + (size_t)b * T * kvd + kvh * head_dim;
-    float *dkb = dk + (size_t)b * T * kvd + kvh * head_dim;
-    float *dvb = dv + (size_t)b * T * kvd + kvh * head_dim;
-    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-      size_t bh = (size_t)b * n_heads + h;
-      const float *a = att + bh * T * T;
-      float *da = datt + bh * T * T;
-      const float *qb = q + (size_t)b * T * qd + h * head_dim;
-      const float *dob = dout + (size_t)b * T * qd + h * head_dim;
-      float *dqb = dq + (size_t)b * T * qd + h * head_dim;
-      /* dP = dO V^T, dV += P^T dO */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, head_dim, 1.0f, dob, qd, vb, kvd, 0.0f, da, T);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, head_dim, T, 1.0f, a, T, dob, qd, 1.0f, dvb, kvd);
-      /* softmax backward: dS = P (dP - sum_j P dP), times the score scale */
-      for (int t = 0; t < T; t++) {
-        const float *pr = a + (size_t)t * T;
-        float *dr = da + (size_t)t * T;
-        float dot = 0.0f;
-        for (int j = 0; j <= t; j++) dot += pr[j] * dr[j];
-        for (int j = 0; j <= t; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
-        memset(dr + t + 1, 0, sizeof(float) * (size_t)(T - t - 1));
-      }
-      /* dQ += dS K, dK += dS^T Q */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head_dim, T, 1.0f, da, T, kb, kvd, 1.0f, dqb, qd);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, head_dim, T, 1.0f, da, T, qb, qd, 1.0f, dkb, kvd);
-    }
-  }
-}
-
 void swiglu_forward(float *act, const float *gate, const float *up, size_t n) {
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) {
     float g = gate[i];
-    act[i] = g / (1.0f + expf(-g)) * up[i];
+    act[i] = g / (1.0f + vexp(-g)) * up[i];
   }
 }
 
@@ -175,7 +107,7 @@ void swiglu_backward(float *dgate, float *dup, const float *dact, const float *g
   /* silu'(g) = sig(g) (1 + g (1 - sig(g))) */
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) {
-    float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
+    float g = gate[i], sig = 1.0f / (1.0f + vexp(-g));
     dgate[i] += dact[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
     dup[i] += dact[i] * g * sig;
   }
@@ -201,12 +133,10 @@ double crossentropy_forward_backward(float *logits, const int *targets, const fl
         if (d_scale != 0.0f) memset(row, 0, sizeof(float) * (size_t)vocab);
         continue;
       }
-      float mx = row[0];
-      for (int j = 1; j < vocab; j++) mx = row[j] > mx ? row[j] : mx;
+      float mx = vmax(row, vocab);
       float target_logit = row[tgt];
       /* one exp per logit, kept in place for the gradient; the sum in double */
-      double sum = 0.0;
-      for (int j = 0; j < vocab; j++) sum += (row[j] = expf(row[j] - mx));
+      double sum = vexp_shift_sum(row, vocab, mx);
       row_loss[i] = wgt * (log(sum) - (double)(target_logit - mx));
       if (d_scale != 0.0f) {
         float c = (float)(d_scale * wgt / sum);

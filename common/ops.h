@@ -27,16 +27,6 @@ void rope_forward(float *x, const float *cos_t, const float *sin_t, int batch, i
 void rope_backward(float *dx, const float *cos_t, const float *sin_t, int batch, int seq_len, int heads,
                    int head_dim);
 
-/* Causal grouped-query attention. q (B, T, QD), k/v (B, T, KVD); query head h reads kv head
- * h / (H / KVH). att (B, H, T, T) gets the softmax probabilities (zero above the diagonal),
- * out (B, T, QD) the heads' outputs. */
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int batch,
-                       int seq_len, int n_heads, int n_kv_heads, int head_dim);
-/* dq/dk/dv +=; datt (B, H, T, T) is work space. */
-void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout, const float *q,
-                        const float *k, const float *v, const float *att, int batch, int seq_len,
-                        int n_heads, int n_kv_heads, int head_dim);
-
 /* act (n) = silu(gate) * up, silu(g) = g / (1 + exp(-g)). */
 void swiglu_forward(float *act, const float *gate, const float *up, size_t n);
 /* dgate, dup (n) +=. */

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -168,48 +170,96 @@ int store_pending_save(const store *st, uint32_t round, const char *site, const 
 
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int store_pending_each(const store *st, uint32_t round, size_t len, store_pending_fn fn, void *user, char *err,
-                       size_t errlen) {
+void store_pending_unmap(store_pending_set *set) {
+  for (int i = 0; i < set->count; i++) {
+    free(set->sites[i]);
+    json_decref(set->metas[i]);
+    if (set->payloads[i]) munmap((void *)set->payloads[i], set->len ? set->len : 1);
+  }
+  free(set->sites);
+  free(set->metas);
+  free(set->payloads);
+  memset(set, 0, sizeof *set);
+}
+
+/* pending/NNNN/SITE.bin mapped if it holds exactly len bytes; NULL otherwise. */
+static const uint8_t *payload_map(const char *path, size_t len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat sb;
+  void *p = MAP_FAILED;
+  if (fstat(fd, &sb) == 0 && (size_t)sb.st_size == len && len > 0) p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+int store_pending_map(const store *st, uint32_t round, size_t len, store_pending_set *set, char *err,
+                      size_t errlen) {
   char dir[4096], file[4400];
+  memset(set, 0, sizeof *set);
+  set->len = len;
   path_join(dir, sizeof dir, st, "pending/%04u", round);
   DIR *d = opendir(dir);
   if (!d) return 0;
   char **names = NULL;
   size_t n = 0, cap = 0;
   struct dirent *e;
-  while ((e = readdir(d))) {
+  int rc = 0;
+  while ((e = readdir(d)) && rc == 0) {
     size_t l = strlen(e->d_name);
     if (e->d_name[0] == '.' || l < 6 || strcmp(e->d_name + l - 5, ".json") != 0) continue;
     if (n == cap) {
       cap = cap ? 2 * cap : 16;
-      names = realloc(names, cap * sizeof *names);
+      char **grown = realloc(names, cap * sizeof *names);
+      if (!grown) rc = -1;
+      else names = grown;
     }
-    names[n++] = strndup(e->d_name, l - 5);
+    if (rc == 0 && !(names[n++] = strndup(e->d_name, l - 5))) rc = -1;
   }
   closedir(d);
-  qsort(names, n, sizeof *names, name_cmp);
-  uint8_t *buf = malloc(len ? len : 1);
-  int rc = 0;
+  if (rc == 0) {
+    qsort(names, n, sizeof *names, name_cmp);
+    set->sites = calloc(n + 1, sizeof *set->sites);
+    set->metas = calloc(n + 1, sizeof *set->metas);
+    set->payloads = calloc(n + 1, sizeof *set->payloads);
+    if (!set->sites || !set->metas || !set->payloads) rc = -1;
+  }
   for (size_t i = 0; i < n && rc == 0; i++) {
     snprintf(file, sizeof file, "%s/%s.json", dir, names[i]);
     json_error_t je;
     json_t *meta = json_load_file(file, 0, &je);
     snprintf(file, sizeof file, "%s/%s.bin", dir, names[i]);
-    FILE *f = fopen(file, "rb");
-    size_t got = f ? fread(buf, 1, len, f) : 0;
-    int extra = f ? fgetc(f) != EOF : 0;
-    if (f) fclose(f);
-    if (!meta || got != len || extra) {
+    const uint8_t *payload = meta ? payload_map(file, len) : NULL;
+    if (!payload) {
       log_warn("store: skipping pending update %s (incomplete or not the planned size)", file);
-    } else if (fn(names[i], buf, len, meta, user) != 0) {
-      snprintf(err, errlen, "pending update of %s for round %u was refused", names[i], round);
-      rc = -1;
+      json_decref(meta);
+      continue;
     }
-    json_decref(meta);
+    set->sites[set->count] = names[i];
+    set->metas[set->count] = meta;
+    set->payloads[set->count++] = payload;
+    names[i] = NULL;
   }
   for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
-  free(buf);
+  if (rc != 0) {
+    snprintf(err, errlen, "store: out of memory listing %s", dir);
+    store_pending_unmap(set);
+  }
+  return rc;
+}
+
+int store_pending_each(const store *st, uint32_t round, size_t len, store_pending_fn fn, void *user, char *err,
+                       size_t errlen) {
+  store_pending_set set;
+  if (store_pending_map(st, round, len, &set, err, errlen) != 0) return -1;
+  int rc = 0;
+  for (int i = 0; i < set.count && rc == 0; i++)
+    if (fn(set.sites[i], set.payloads[i], len, set.metas[i], user) != 0) {
+      snprintf(err, errlen, "pending update of %s for round %u was refused", set.sites[i], round);
+      rc = -1;
+    }
+  store_pending_unmap(&set);
   return rc;
 }
 

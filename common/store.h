@@ -52,8 +52,21 @@ int store_metrics_rebuild(const store *st, char *err, size_t errlen);
 /* Pending updates of the open round. */
 int store_pending_save(const store *st, uint32_t round, const char *site, const void *payload, size_t len,
                        const json_t *meta, char *err, size_t errlen);
-/* Calls fn for each complete pending update of round in site-name order; the payload must be
- * `len` bytes (a file of another size is skipped with a warning). fn returns non-zero to stop. */
+/* The complete pending updates of a round in site-name order, each payload `len` bytes (a file of
+ * another size, or without its SITE.json, is skipped with a warning). The payloads are mapped
+ * read-only from the files, not copied: they live in the kernel's page cache, which can drop them
+ * under memory pressure, so holding every site's update costs the process no memory of its own. */
+typedef struct {
+  int count;
+  char **sites;             /* (count) */
+  json_t **metas;           /* (count) SITE.json */
+  const uint8_t **payloads; /* (count) len bytes each */
+  size_t len;
+} store_pending_set;
+int store_pending_map(const store *st, uint32_t round, size_t len, store_pending_set *set, char *err,
+                      size_t errlen);
+void store_pending_unmap(store_pending_set *set);
+/* Calls fn for each update of store_pending_map's set, in order. fn returns non-zero to stop. */
 typedef int (*store_pending_fn)(const char *site, const uint8_t *payload, size_t len, const json_t *meta, void *user);
 int store_pending_each(const store *st, uint32_t round, size_t len, store_pending_fn fn, void *user, char *err,
                        size_t errlen);

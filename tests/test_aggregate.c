@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "aggregate.h"
 #include "harness.h"
@@ -86,6 +87,52 @@ static void test_mean_many(void) {
   }
   CHECK_EQ_INT(worst, 0);
   free(up);
+}
+
+/* The one-sweep form against one update at a time, over more than one block of the sweep: the
+ * same bits; an update that turns non-finite far into the vector (after earlier blocks were added)
+ * is left out exactly; a bad weight too; a non-empty accumulator is refused. */
+static void test_add_all(void) {
+  enum { K = 4, N = 200003 }; /* three 65536-blocks and a ragged tail */
+  float *up = malloc(sizeof(float) * K * N), *global = malloc(sizeof(float) * N);
+  const float *ptr[K];
+  double w[K] = {3, 0.5, 7, 2};
+  uint64_t s = 777;
+  for (int i = 0; i < N; i++) global[i] = (float)(i % 1000) / 1000 - 0.5f;
+  for (int k = 0; k < K; k++) {
+    for (int i = 0; i < N; i++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      up[(size_t)k * N + i] = global[i] + (float)((double)(s >> 11) * 0x1.0p-53 - 0.5);
+    }
+    ptr[k] = up + (size_t)k * N;
+  }
+  char err[200];
+  agg_accum one, all;
+  int accepted[K];
+  CHECK_EQ_INT(agg_accum_build(&one, N, err, sizeof err), 0);
+  CHECK_EQ_INT(agg_accum_build(&all, N, err, sizeof err), 0);
+  for (int k = 0; k < K; k++) CHECK_EQ_INT(agg_accum_add(&one, ptr[k], global, w[k], err, sizeof err), 0);
+  CHECK_EQ_INT(agg_accum_add_all(&all, ptr, w, K, global, accepted), K);
+  CHECK(memcmp(one.sum, all.sum, sizeof(double) * N) == 0);
+  CHECK(one.total_weight == all.total_weight && all.count == K);
+  CHECK_EQ_INT(agg_accum_add_all(&all, ptr, w, K, global, accepted), -1); /* not empty */
+
+  up[(size_t)1 * N + 190000] = INFINITY; /* update 1 turns bad in the third block */
+  w[3] = NAN;                            /* update 3's weight is unusable */
+  agg_accum_reset(&one);
+  agg_accum_reset(&all);
+  CHECK_EQ_INT(agg_accum_add(&one, ptr[0], global, w[0], err, sizeof err), 0);
+  CHECK_EQ_INT(agg_accum_add(&one, ptr[1], global, w[1], err, sizeof err), -1);
+  CHECK_STR_CONTAINS(err, "parameter 190000 of 200003 is inf");
+  CHECK_EQ_INT(agg_accum_add(&one, ptr[2], global, w[2], err, sizeof err), 0);
+  CHECK_EQ_INT(agg_accum_add_all(&all, ptr, w, K, global, accepted), 2);
+  CHECK(accepted[0] == 1 && accepted[1] == 0 && accepted[2] == 1 && accepted[3] == 0);
+  CHECK(memcmp(one.sum, all.sum, sizeof(double) * N) == 0);
+  CHECK(one.total_weight == all.total_weight && all.count == 2);
+  agg_accum_free(&one);
+  agg_accum_free(&all);
+  free(up);
+  free(global);
 }
 
 enum { NP = 3, STEPS = 2 };
@@ -204,6 +251,7 @@ static void test_conventions(void) {
 int main(void) {
   test_weighted_mean();
   test_mean_many();
+  test_add_all();
   test_optimisers();
   test_conventions();
   return harness_finish();

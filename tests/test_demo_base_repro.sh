@@ -5,7 +5,7 @@
 # training numerics shows up here; the full rebuild is `scripts/make-demo-base.sh --check`.
 set -euo pipefail
 : "${FEDLORA_SOURCE_DIR:?run through ctest}" "${FEDLORA_BUILD_DIR:?run through ctest}"
-want=53bf11af70ccc95abee15d1d4bc6e893d80c850dba076ba7e09cf23bd9770a64
+want=e05b016493a474ee4ba894567660478c3f07392879180b45906c70d070fe1729
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export FEDLORA="$FEDLORA_BUILD_DIR/fedlora"

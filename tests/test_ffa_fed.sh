@@ -84,8 +84,8 @@ for line in lines:
         path = os.path.join(d, "updates", f"r{r:04d}-{digest[:16]}.bin")
         if os.path.exists(path):
             blob = open(path, "rb").read()
-            if len(blob) != 4 * n + 40:
-                print(f"{path}: {len(blob)} bytes, want {4 * n} of B only and 40 of metrics")
+            if len(blob) != 4 * n + 48:
+                print(f"{path}: {len(blob)} bytes, want {4 * n} of B only and 48 of metrics")
                 sys.exit(1)
             kept[name] = list(struct.unpack_from(f"<{n}f", blob, 0))
     if set(kept) != set(line["sites"]):

@@ -7,7 +7,7 @@ independently of the C code (plain Python, double precision), and compares.
 
 For round r: g = the payload of rounds/r-1/adapter_model.safetensors (the adapter's tensors in
 payload order: layer, module q..down, A then B). Each site kept what it sent as
-SITE_STATE/updates/rNNNN-<first 16 hex of sha256(g)>.bin (the payload, then 5 doubles of metrics);
+SITE_STATE/updates/rNNNN-<first 16 hex of sha256(g)>.bin (the payload, then 6 doubles of metrics);
 its name is the state directory's name without "site-". The weights are the example counts
 metrics.jsonl reports. Then Δ = Σ w_k (u_k − g) / Σ w_k and
   fedavg   g_r = g + η·Δ
@@ -74,8 +74,8 @@ def pack(values):
 def read_update(path, n):
     with open(path, "rb") as f:
         blob = f.read()
-    if len(blob) != 4 * n + 5 * 8:
-        raise ValueError(f"{path}: {len(blob)} bytes, expected {4 * n} of payload and 40 of metrics")
+    if len(blob) != 4 * n + 6 * 8:
+        raise ValueError(f"{path}: {len(blob)} bytes, expected {4 * n} of payload and 48 of metrics")
     return blob[: 4 * n], list(struct.unpack_from(f"<{n}f", blob, 0))
 
 
