@@ -174,11 +174,11 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
   if (S > MAX_SLICES) S = MAX_SLICES;
   model_acts *x = &a->acts;
   struct { float **p; size_t n; } parts[] = {
-      {&x->resid, (L + 1) * N * D}, {&x->resid_mid, L * N * D}, {&x->xn_att, L * N * D},
+      {&x->resid, (L + 1) * N * D}, {&x->resid_mid, L * N * D}, {&x->xn, N * D},
       {&x->rstd_att, L * N},        {&x->q, L * N * QD},        {&x->k, L * N * KVD},
       {&x->v, L * N * KVD},         {&x->att, L * B * H * T * T}, {&x->att_out, L * N * QD},
-      {&x->xn_ffn, L * N * D},      {&x->rstd_ffn, L * N},      {&x->gate, L * N * F},
-      {&x->up, L * N * F},          {&x->act, L * N * F},       {&x->xn_final, N * D},
+      {&x->rstd_ffn, L * N},      {&x->gate, L * N * F},
+      {&x->up, L * N * F},          {&x->act, N * F},       {&x->xn_final, N * D},
       {&x->rstd_final, N},          {&x->lora_xa, L * LORA_NUM_MODULES * N * r},
       {&x->rope_cos, T * half},     {&x->rope_sin, T * half},   {&x->logits, S * LOSS_CHUNK * V},
       {&x->d_resid, training ? N * D : 0}, {&x->d_xn, training ? N * D : 0},
@@ -219,8 +219,8 @@ void activations_free(model_activations *a) {
 
 /* Per-layer views of the activation arena (strides come from the capacity). */
 typedef struct {
-  float *resid_in, *resid_out, *resid_mid, *xn_att, *rstd_att, *q, *k, *v, *att, *att_out;
-  float *xn_ffn, *rstd_ffn, *gate, *up, *act;
+  float *resid_in, *resid_out, *resid_mid, *xn, *rstd_att, *q, *k, *v, *att, *att_out;
+  float *rstd_ffn, *gate, *up, *act;
 } layer_acts;
 
 /* Layer l's buffers from sequence b0 of the batch on (rows from row0 = b0 * T). */
@@ -232,12 +232,11 @@ static layer_acts layer_view(const model_config *c, model_activations *a, int l,
   model_acts *x = &a->acts;
   layer_acts v = {
       .resid_in = x->resid + l * N * D + r0 * D, .resid_out = x->resid + (l + 1) * N * D + r0 * D,
-      .resid_mid = x->resid_mid + l * N * D + r0 * D, .xn_att = x->xn_att + l * N * D + r0 * D,
+      .resid_mid = x->resid_mid + l * N * D + r0 * D, .xn = x->xn + r0 * D,
       .rstd_att = x->rstd_att + l * N + r0, .q = x->q + l * N * QD + r0 * QD, .k = x->k + l * N * KVD + r0 * KVD,
       .v = x->v + l * N * KVD + r0 * KVD, .att = x->att + l * att + att0,
-      .att_out = x->att_out + l * N * QD + r0 * QD, .xn_ffn = x->xn_ffn + l * N * D + r0 * D,
-      .rstd_ffn = x->rstd_ffn + l * N + r0, .gate = x->gate + l * N * F + r0 * F, .up = x->up + l * N * F + r0 * F,
-      .act = x->act + l * N * F + r0 * F};
+      .att_out = x->att_out + l * N * QD + r0 * QD, .rstd_ffn = x->rstd_ffn + l * N + r0, .gate = x->gate + l * N * F + r0 * F, .up = x->up + l * N * F + r0 * F,
+      .act = x->act + r0 * F};
   return v;
 }
 
@@ -358,24 +357,24 @@ static void forward_slice(slice_job *job, int k, int b0, int nb) {
   for (int l = 0; l < c->n_layers; l++) {
     layer_acts v = layer_view(c, a, l, b0);
     linear_params p;
-    rmsnorm_forward(v.xn_att, v.rstd_att, v.resid_in, w->rms_att + (size_t)l * D, N, D, c->norm_eps);
+    rmsnorm_forward(v.xn, v.rstd_att, v.resid_in, w->rms_att + (size_t)l * D, N, D, c->norm_eps);
     p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_Q, row0);
-    linear_forward(&p, v.q, v.xn_att, module_xa(a, l, LORA_Q, row0), scratch, N, D, QD);
+    linear_forward(&p, v.q, v.xn, module_xa(a, l, LORA_Q, row0), scratch, N, D, QD);
     p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_K, row0);
-    linear_forward(&p, v.k, v.xn_att, module_xa(a, l, LORA_K, row0), scratch, N, D, KVD);
+    linear_forward(&p, v.k, v.xn, module_xa(a, l, LORA_K, row0), scratch, N, D, KVD);
     p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_V, row0);
-    linear_forward(&p, v.v, v.xn_att, module_xa(a, l, LORA_V, row0), scratch, N, D, KVD);
+    linear_forward(&p, v.v, v.xn, module_xa(a, l, LORA_V, row0), scratch, N, D, KVD);
     rope_forward(v.q, a->acts.rope_cos, a->acts.rope_sin, nb, T, c->n_heads, c->head_dim);
     rope_forward(v.k, a->acts.rope_cos, a->acts.rope_sin, nb, T, c->n_kv_heads, c->head_dim);
     attention_forward(v.att_out, v.att, v.q, v.k, v.v, nb, T, c->n_heads, c->n_kv_heads, c->head_dim);
     p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_O, row0);
     linear_forward(&p, v.resid_mid, v.att_out, module_xa(a, l, LORA_O, row0), scratch, N, QD, D);
     add_into(v.resid_mid, v.resid_in, (size_t)N * D);
-    rmsnorm_forward(v.xn_ffn, v.rstd_ffn, v.resid_mid, w->rms_ffn + (size_t)l * D, N, D, c->norm_eps);
+    rmsnorm_forward(v.xn, v.rstd_ffn, v.resid_mid, w->rms_ffn + (size_t)l * D, N, D, c->norm_eps);
     p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_GATE, row0);
-    linear_forward(&p, v.gate, v.xn_ffn, module_xa(a, l, LORA_GATE, row0), scratch, N, D, F);
+    linear_forward(&p, v.gate, v.xn, module_xa(a, l, LORA_GATE, row0), scratch, N, D, F);
     p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_UP, row0);
-    linear_forward(&p, v.up, v.xn_ffn, module_xa(a, l, LORA_UP, row0), scratch, N, D, F);
+    linear_forward(&p, v.up, v.xn, module_xa(a, l, LORA_UP, row0), scratch, N, D, F);
     swiglu_forward(v.act, v.gate, v.up, (size_t)N * F);
     p = module_linear(mdl, lora, a, NULL, NULL, l, LORA_DOWN, row0);
     linear_forward(&p, v.resid_out, v.act, module_xa(a, l, LORA_DOWN, row0), scratch, N, F, D);
@@ -471,16 +470,18 @@ static void backward_slice(slice_job *job, int k, int b0, int nb) {
     linear_params p;
     /* resid_out = resid_mid + down(act): d_resid flows to resid_mid unchanged, plus the MLP path. */
     memset(d_act, 0, sizeof(float) * nf);
+    swiglu_forward(v.act, v.gate, v.up, nf); /* act and xn are recomputed, not kept per layer (model.h) */
     p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_DOWN, row0);
     linear_backward(&p, d_act, d_resid, v.act, module_xa(a, l, LORA_DOWN, row0), dxa, scratch, N, F, D);
+    rmsnorm_forward(v.xn, v.rstd_ffn, v.resid_mid, w->rms_ffn + (size_t)l * D, N, D, c->norm_eps);
     memset(d_gate, 0, sizeof(float) * nf);
     memset(d_up, 0, sizeof(float) * nf);
     swiglu_backward(d_gate, d_up, d_act, v.gate, v.up, nf);
     memset(d_xn, 0, sizeof(float) * nd);
     p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_GATE, row0);
-    linear_backward(&p, d_xn, d_gate, v.xn_ffn, module_xa(a, l, LORA_GATE, row0), dxa, scratch, N, D, F);
+    linear_backward(&p, d_xn, d_gate, v.xn, module_xa(a, l, LORA_GATE, row0), dxa, scratch, N, D, F);
     p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_UP, row0);
-    linear_backward(&p, d_xn, d_up, v.xn_ffn, module_xa(a, l, LORA_UP, row0), dxa, scratch, N, D, F);
+    linear_backward(&p, d_xn, d_up, v.xn, module_xa(a, l, LORA_UP, row0), dxa, scratch, N, D, F);
     rmsnorm_backward(d_resid, dweights ? dweights->rms_ffn + (size_t)l * D : NULL, d_xn, v.resid_mid,
                      w->rms_ffn + (size_t)l * D, v.rstd_ffn, N, D);
     /* resid_mid = resid_in + o(att_out) */
@@ -495,12 +496,13 @@ static void backward_slice(slice_job *job, int k, int b0, int nb) {
     rope_backward(d_q, x->rope_cos, x->rope_sin, nb, T, c->n_heads, c->head_dim);
     rope_backward(d_k, x->rope_cos, x->rope_sin, nb, T, c->n_kv_heads, c->head_dim);
     memset(d_xn, 0, sizeof(float) * nd);
+    rmsnorm_forward(v.xn, v.rstd_att, v.resid_in, w->rms_att + (size_t)l * D, N, D, c->norm_eps);
     p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_Q, row0);
-    linear_backward(&p, d_xn, d_q, v.xn_att, module_xa(a, l, LORA_Q, row0), dxa, scratch, N, D, QD);
+    linear_backward(&p, d_xn, d_q, v.xn, module_xa(a, l, LORA_Q, row0), dxa, scratch, N, D, QD);
     p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_K, row0);
-    linear_backward(&p, d_xn, d_k, v.xn_att, module_xa(a, l, LORA_K, row0), dxa, scratch, N, D, KVD);
+    linear_backward(&p, d_xn, d_k, v.xn, module_xa(a, l, LORA_K, row0), dxa, scratch, N, D, KVD);
     p = module_linear(mdl, lora, a, dweights, dlora, l, LORA_V, row0);
-    linear_backward(&p, d_xn, d_v, v.xn_att, module_xa(a, l, LORA_V, row0), dxa, scratch, N, D, KVD);
+    linear_backward(&p, d_xn, d_v, v.xn, module_xa(a, l, LORA_V, row0), dxa, scratch, N, D, KVD);
     rmsnorm_backward(d_resid, dweights ? dweights->rms_att + (size_t)l * D : NULL, d_xn, v.resid_in,
                      w->rms_att + (size_t)l * D, v.rstd_att, N, D);
   }

@@ -98,18 +98,19 @@ void rope_rows_internal_to_hf(float *w, int n_heads, int head_dim, int cols);
 typedef struct {
   float *resid;     /* (L + 1, N, D) residual stream entering each layer; [L] is the last output */
   float *resid_mid; /* (L, N, D) residual after attention */
-  float *xn_att;    /* (L, N, D) RMSNorm output before attention */
+  float *xn;        /* (N, D) RMSNorm output feeding the sublayer at hand (attention or MLP);
+                       backward recomputes it from the residual rather than keep two per layer */
   float *rstd_att;  /* (L, N) 1 / rms */
   float *q;         /* (L, N, QD) after RoPE */
   float *k;         /* (L, N, KVD) after RoPE */
   float *v;         /* (L, N, KVD) */
   float *att;       /* (L, B, H, T, T) softmax probabilities, zero above the diagonal */
   float *att_out;   /* (L, N, QD) heads concatenated, input of o_proj */
-  float *xn_ffn;    /* (L, N, D) RMSNorm output before the MLP */
   float *rstd_ffn;  /* (L, N) */
   float *gate;      /* (L, N, F) gate_proj output, before SiLU */
   float *up;        /* (L, N, F) up_proj output */
-  float *act;       /* (L, N, F) silu(gate) * up, input of down_proj */
+  float *act;       /* (N, F) silu(gate) * up of the layer at hand, input of down_proj; backward
+                       recomputes it from gate and up rather than keep one per layer */
   float *xn_final;  /* (N, D) final RMSNorm output, the classifier's input */
   float *rstd_final;/* (N) */
   float *lora_xa;   /* (L, LORA_NUM_MODULES, N, r) dropout(x) A^T per adapted module, or NULL */
