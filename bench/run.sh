@@ -28,7 +28,8 @@ model=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 torch_version=$("$python" -c "import torch; print(torch.__version__)")
 echo "machine: $model, $(nproc) cores, OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE, load average $(cut -d' ' -f1-3 /proc/loadavg), torch $torch_version"
 
-"$build/sgemm_peak" --seconds 0.3 | tee /dev/stderr | sed -n 's/^limit threads \([0-9]*\) GFLOP\/s \([0-9.]*\)/\1 \2/p' >"$out.limit"
+# tee -a: stderr may be the same file as stdout (run.sh > log 2>&1), which a plain tee would truncate
+"$build/sgemm_peak" --seconds 0.3 | tee -a /dev/stderr | sed -n 's/^limit threads \([0-9]*\) GFLOP\/s \([0-9.]*\)/\1 \2/p' >"$out.limit"
 limit=$(awk '$1 == 2 { print $2 }' "$out.limit")
 echo "sgemm limit at 2 threads: $limit GFLOP/s"
 
