@@ -12,7 +12,10 @@
 
 static inline __attribute__((always_inline)) float vexp(float x) {
   /* exp(x) = 2^n exp(r), n = round(x / ln 2), |r| <= ln 2 / 2; ln 2 split in two so n ln 2 is exact */
-  float xc = x < -88.0f ? -88.0f : (x > 89.0f ? 89.0f : x);
+  /* written so that NaN clamps to -88 too: the bit arithmetic below then stays in range (NaN is
+   * returned at the end) */
+  float xc = x > -88.0f ? x : -88.0f;
+  xc = xc < 89.0f ? xc : 89.0f;
   float shifted = xc * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23: rounds to an integer */
   float n = shifted - 12582912.0f;
   float r = xc - n * 0.693145751953125f;
@@ -30,7 +33,8 @@ static inline __attribute__((always_inline)) float vexp(float x) {
    * and 128 at the ends of the range, where 2^n alone is not a normal float */
   int32_t bits;
   memcpy(&bits, &shifted, sizeof bits);
-  int32_t ni = bits - 0x4B400000, n1 = ni / 2, e1 = (n1 + 127) << 23, e2 = (ni - n1 + 127) << 23;
+  int32_t ni = bits - 0x4B400000, n1 = ni / 2;
+  uint32_t e1 = (uint32_t)(n1 + 127) << 23, e2 = (uint32_t)(ni - n1 + 127) << 23;
   float s1, s2;
   memcpy(&s1, &e1, sizeof s1);
   memcpy(&s2, &e2, sizeof s2);
