@@ -253,7 +253,8 @@ static grpc_status_code handle_join(rpc_call *call, void *user) {
   return code;
 }
 
-/* The signed manifest of the TRAIN task being handed out (lock held); NULL after logging why. */
+/* The signed manifest of the TRAIN or FINISHED task being handed out (lock held); NULL after logging
+ * why. */
 static const char *round_manifest(federation *f, const Fedlora__V1__RoundTask *task) {
   manifest want;
   memset(&want, 0, sizeof want);
@@ -293,6 +294,17 @@ static grpc_status_code handle_await(rpc_call *call, void *user) {
     if (f->rm.state == ROUND_FINISHED) {
       task.kind = FEDLORA__V1__ROUND_TASK__KIND__FINISHED;
       task.final_round = f->rm.committed;
+      /* The adapter a site keeps at the end is vouched for like a round's start: its manifest has
+       * round = base_round = the last committed round (manifest.h). */
+      task.round = task.base_round = f->rm.committed;
+      task.adapter_sha256.data = f->global_sha;
+      task.adapter_sha256.len = 32;
+      task.adapter_size = payload_bytes(&f->layout);
+      if (!(task.manifest = (char *)round_manifest(f, &task))) {
+        pthread_mutex_unlock(&f->mu);
+        return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "no signed manifest for the final adapter (see the "
+                             "aggregator's log)");
+      }
       break;
     }
     const round_site *rs = &f->rm.sites[round_find(&f->rm, site)];

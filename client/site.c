@@ -359,21 +359,32 @@ done:
   return rc;
 }
 
-static int site_finish(site *s, uint32_t final_round) {
+/* The run is over: the final adapter, vouched for by the FINISHED task's manifest like a round's
+ * start, is downloaded and kept in state_dir/final. Returns the site's exit status. */
+static int site_finish(site *s, const Fedlora__V1__RoundTask *task) {
+  uint32_t final_round = task->final_round;
+  manifest vouched;
+  if (task->round != final_round || task->base_round != final_round) {
+    log_error("the run's end names round %u but its task round %u and base round %u", final_round, task->round,
+              task->base_round);
+    return SITE_EXIT_FAILED;
+  }
+  int verdict = site_manifest_accept(s->cfg, s->audit, s->run_id, s->plan_sha, task, &vouched);
+  if (verdict != 0) return verdict;
   const payload_layout *pl = site_trainer_layout(s->trainer);
   float *final = malloc(payload_bytes(pl) + 4);
   rpc_status st;
   char dir[4096], err[512];
   snprintf(dir, sizeof dir, "%s/final", s->cfg->client.state_dir);
-  int rc = -1;
-  if (site_download(s, final_round, NULL, final, &st) != 0)
+  int rc = SITE_EXIT_FAILED;
+  if (site_download(s, final_round, vouched.adapter_sha, final, &st) != 0)
     log_warn("cannot download the final adapter: %s", st.message);
   else if (site_trainer_save(s->trainer, final, dir, err, sizeof err) != 0)
     log_error("cannot save the final adapter: %s", err);
   else
-    rc = 0;
+    rc = SITE_EXIT_DONE;
   free(final);
-  if (rc == 0) {
+  if (rc == SITE_EXIT_DONE) {
     site_audit_finished(s->audit, final_round, dir);
     log_info("the run has finished after round %u; final adapter in %s", final_round, dir);
   }
@@ -433,7 +444,7 @@ int site_run(const site_config *cfg, volatile int *stop, volatile int *reload) {
     }
     s.backoff_ms = s.tls_refusals = 0;
     if (task->kind == FEDLORA__V1__ROUND_TASK__KIND__FINISHED) {
-      rc = site_finish(&s, task->final_round) == 0 ? SITE_EXIT_DONE : SITE_EXIT_FAILED;
+      rc = site_finish(&s, task);
       protobuf_c_message_free_unpacked(&task->base, NULL);
       break;
     }

@@ -24,8 +24,9 @@ static int already_kept(const char *path, const char *doc, size_t len) {
   return same;
 }
 
-/* state_dir/manifests/round-NNNN-attempt-A.json. A different document for the same attempt (the
- * aggregator restarted and signed again) goes beside it, named by its digest, so none is lost. */
+/* state_dir/manifests/round-NNNN-attempt-A.json, or final-round-NNNN.json for the run's final
+ * adapter. A different document for the same attempt (the aggregator restarted and signed again)
+ * goes beside it, named by its digest, so none is lost. */
 static int keep(const site_config *cfg, audit_log *a, const Fedlora__V1__RoundTask *task) {
   const char *doc = task->manifest;
   size_t len = strlen(doc);
@@ -34,10 +35,15 @@ static int keep(const site_config *cfg, audit_log *a, const Fedlora__V1__RoundTa
   sha256_bytes(doc, len, sha);
   sha256_hex(sha, hex);
   snprintf(dir, sizeof dir, "%s/manifests", cfg->client.state_dir);
-  snprintf(path, sizeof path, "%s/round-%04u-attempt-%u.json", dir, task->round, task->attempt);
+  char name[64];
+  if (task->kind == FEDLORA__V1__ROUND_TASK__KIND__FINISHED)
+    snprintf(name, sizeof name, "final-round-%04u", task->round);
+  else
+    snprintf(name, sizeof name, "round-%04u-attempt-%u", task->round, task->attempt);
+  snprintf(path, sizeof path, "%s/%s.json", dir, name);
   if (already_kept(path, doc, len)) return 0;
   if (access(path, F_OK) == 0) {
-    snprintf(path, sizeof path, "%s/round-%04u-attempt-%u.%.16s.json", dir, task->round, task->attempt, hex);
+    snprintf(path, sizeof path, "%s/%s.%.16s.json", dir, name, hex);
     if (already_kept(path, doc, len)) return 0;
   }
   if (fs_mkdir_p(dir, 0700, err, sizeof err) != 0 || fs_write_atomic(path, doc, len, err, sizeof err) != 0) {

@@ -24,7 +24,9 @@
 typedef struct {
   char run_id[64];
   uint32_t round, attempt;
-  uint32_t base_round;       /* the committed round whose adapter the sites start from */
+  uint32_t base_round;       /* the committed round whose adapter the sites start from; equal to
+                                round for the run's final adapter (a FINISHED task), which no
+                                round starts from */
   uint8_t plan_sha[32];      /* SHA-256 of the run plan (manifest_plan_digest) */
   uint8_t adapter_sha[32];   /* SHA-256 of that adapter's payload bytes */
 } manifest;

@@ -13,7 +13,10 @@ openssl command line, adapter digests recomputed from the aggregator's round dir
       run_id = AGG_STATE/state.json's, round r, base_round r - 1, and adapter_sha256 = SHA-256 of
       the payload of AGG_STATE/rounds/r-1 (tests/fed/check_rounds.py's packing); the plan digest is
       the same in every manifest; SITE_STATE/audit.jsonl has a "manifest" record naming the kept
-      file's SHA-256, round and attempt. Exit 0 when all hold, 1 otherwise."""
+      file's SHA-256, round and attempt. And the run's end: SITE_STATE/manifests/final-round-LLLL.json
+      (L the last committed round) verifies, vouches for round = base_round = L and the payload of
+      AGG_STATE/rounds/L, which is also the payload of SITE_STATE/final, and is in the audit log.
+      Exit 0 when all hold, 1 otherwise."""
 import argparse
 import glob
 import hashlib
@@ -105,6 +108,29 @@ def check_run(args):
                 if (r, body["attempt"], sha) not in kept:
                     bad.append(f"{path}: no audit record of round {r} attempt {body['attempt']} sha256 {sha}")
                 checked += 1
+        # The run's end: final-round-NNNN.json vouches for the last round's adapter, which the site
+        # kept in SITE_STATE/final.
+        last = rounds[-1]
+        path = os.path.join(site, "manifests", f"final-round-{last:04d}.json")
+        if not os.path.exists(path):
+            bad.append(f"{site}: no manifest kept for the final adapter (round {last})")
+            continue
+        body, why = verify(path, args.ca, args.name)
+        if body is None:
+            bad.append(f"{path}: {why}")
+            continue
+        final_sha = payload_sha(os.path.join(args.agg, "rounds", f"{last:04d}"))
+        want = {"run_id": run_id, "round": last, "base_round": last, "adapter_sha256": final_sha}
+        for k, v in want.items():
+            if body[k] != v:
+                bad.append(f"{path}: {k} is {body[k]}, expected {v}")
+        if payload_sha(os.path.join(site, "final")) != final_sha:
+            bad.append(f"{site}/final is not the adapter the final manifest vouches for")
+        plans.add(body["plan_sha256"])
+        sha = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        if (last, body["attempt"], sha) not in kept:
+            bad.append(f"{path}: no audit record of the final manifest (sha256 {sha})")
+        checked += 1
     if len(plans) > 1:
         bad.append(f"the manifests vouch for {len(plans)} different plans: {sorted(plans)}")
     for b in bad:
