@@ -104,7 +104,7 @@ typedef struct {
   float *q;         /* (L, N, QD) after RoPE */
   float *k;         /* (L, N, KVD) after RoPE */
   float *v;         /* (L, N, KVD) */
-  float *att;       /* (L, B, H, T, T) softmax probabilities, zero above the diagonal */
+  float *att;       /* (L, B, H, T, T) softmax probabilities of row t in columns [0, t] (attention.h) */
   float *att_out;   /* (L, N, QD) heads concatenated, input of o_proj */
   float *rstd_ffn;  /* (L, N) */
   float *gate;      /* (L, N, F) gate_proj output, before SiLU */
@@ -134,6 +134,8 @@ typedef struct {
                           backward; NULL with one slice or without LoRA training */
 } model_acts;
 
+/* Rows of classifier logits computed at once: sgemm packs W_cls (V x D) once per chunk, and 256 rows
+ * measured 20% faster than 64 at V = 32000 (512 no faster), at 32 MB of logits per thread. */
 #define LOSS_CHUNK 256
 
 typedef struct {
