@@ -80,6 +80,23 @@ def audit_records(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def check_kept(path, want, kept, args, plans, bad):
+    """One kept manifest: it verifies, vouches for want's fields, and is on record in the audit log
+    (kept: the (round, attempt, sha256) of its manifest records). True when it was checked."""
+    body, why = verify(path, args.ca, args.name)
+    if body is None:
+        bad.append(f"{path}: {why}")
+        return False
+    for k, v in want.items():
+        if body[k] != v:
+            bad.append(f"{path}: {k} is {body[k]}, expected {v}")
+    plans.add(body["plan_sha256"])
+    sha = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    if (want["round"], body["attempt"], sha) not in kept:
+        bad.append(f"{path}: no audit record of round {want['round']} attempt {body['attempt']} sha256 {sha}")
+    return True
+
+
 def check_run(args):
     bad = []
     run_id = json.load(open(os.path.join(args.agg, "state.json")))["run_id"]
@@ -93,44 +110,21 @@ def check_run(args):
             files = sorted(glob.glob(os.path.join(site, "manifests", f"round-{r:04d}-attempt-*.json")))
             if not files:
                 bad.append(f"{site}: no manifest kept for round {r}")
-            for path in files:
-                body, why = verify(path, args.ca, args.name)
-                if body is None:
-                    bad.append(f"{path}: {why}")
-                    continue
-                want = {"run_id": run_id, "round": r, "base_round": r - 1,
-                        "adapter_sha256": payload_sha(os.path.join(args.agg, "rounds", f"{r - 1:04d}"))}
-                for k, v in want.items():
-                    if body[k] != v:
-                        bad.append(f"{path}: {k} is {body[k]}, expected {v}")
-                plans.add(body["plan_sha256"])
-                sha = hashlib.sha256(open(path, "rb").read()).hexdigest()
-                if (r, body["attempt"], sha) not in kept:
-                    bad.append(f"{path}: no audit record of round {r} attempt {body['attempt']} sha256 {sha}")
-                checked += 1
-        # The run's end: final-round-NNNN.json vouches for the last round's adapter, which the site
+            want = {"run_id": run_id, "round": r, "base_round": r - 1,
+                    "adapter_sha256": payload_sha(os.path.join(args.agg, "rounds", f"{r - 1:04d}"))}
+            checked += sum(check_kept(path, want, kept, args, plans, bad) for path in files)
+        # The run's end: final-round-LLLL.json vouches for the last round's adapter, which the site
         # kept in SITE_STATE/final.
         last = rounds[-1]
         path = os.path.join(site, "manifests", f"final-round-{last:04d}.json")
+        final_sha = payload_sha(os.path.join(args.agg, "rounds", f"{last:04d}"))
         if not os.path.exists(path):
             bad.append(f"{site}: no manifest kept for the final adapter (round {last})")
             continue
-        body, why = verify(path, args.ca, args.name)
-        if body is None:
-            bad.append(f"{path}: {why}")
-            continue
-        final_sha = payload_sha(os.path.join(args.agg, "rounds", f"{last:04d}"))
         want = {"run_id": run_id, "round": last, "base_round": last, "adapter_sha256": final_sha}
-        for k, v in want.items():
-            if body[k] != v:
-                bad.append(f"{path}: {k} is {body[k]}, expected {v}")
+        checked += check_kept(path, want, kept, args, plans, bad)
         if payload_sha(os.path.join(site, "final")) != final_sha:
             bad.append(f"{site}/final is not the adapter the final manifest vouches for")
-        plans.add(body["plan_sha256"])
-        sha = hashlib.sha256(open(path, "rb").read()).hexdigest()
-        if (last, body["attempt"], sha) not in kept:
-            bad.append(f"{path}: no audit record of the final manifest (sha256 {sha})")
-        checked += 1
     if len(plans) > 1:
         bad.append(f"the manifests vouch for {len(plans)} different plans: {sorted(plans)}")
     for b in bad:
