@@ -181,6 +181,7 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
       {&x->up, L * N * F},          {&x->act, N * F},       {&x->xn_final, N * D},
       {&x->rstd_final, N},          {&x->lora_xa, L * LORA_NUM_MODULES * N * r},
       {&x->rope_cos, T * half},     {&x->rope_sin, T * half},   {&x->logits, S * LOSS_CHUNK * V},
+      {&x->loss_x, S * LOSS_CHUNK * D}, {&x->loss_dx, training ? S * LOSS_CHUNK * D : 0},
       {&x->d_resid, training ? N * D : 0}, {&x->d_xn, training ? N * D : 0},
       {&x->d_q, training ? N * QD : 0},    {&x->d_k, training ? N * KVD : 0},
       {&x->d_v, training ? N * KVD : 0},   {&x->d_att, training ? B * H * T * T : 0},
@@ -193,8 +194,10 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
   size_t total = 0, nparts = sizeof parts / sizeof parts[0];
   for (size_t i = 0; i < nparts; i++) total += parts[i].n;
   a->mem = calloc(total, sizeof(float));
-  if (!a->mem) {
+  a->loss_rows = malloc(sizeof(int) * N);
+  if (!a->mem || !a->loss_rows) {
     snprintf(err, err_size, "activations: cannot allocate %zu floats for batch %d x %d", total, batch, seq_len);
+    activations_free(a);
     return -1;
   }
   float *p = a->mem;
@@ -214,6 +217,7 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
 
 void activations_free(model_activations *a) {
   free(a->mem);
+  free(a->loss_rows);
   memset(a, 0, sizeof *a);
 }
 
@@ -399,26 +403,43 @@ double loss_count(const int *targets, const float *mask, int n) {
   return count;
 }
 
+/* The classifier and cross-entropy over the positions the loss counts only: a position whose
+ * target is masked (a prompt token under a completion-only loss, padding) adds nothing to the loss
+ * and gets no gradient, so its V logits are not computed at all. The counted rows of xn_final are
+ * gathered LOSS_CHUNK at a time and their gradient scattered back; the rest of d_xn is zero. */
 static void loss_slice(slice_job *job, int k, int b0, int nb) {
   const model *mdl = job->mdl;
   model_activations *a = job->a;
-  int D = mdl->config.dim, V = mdl->config.vocab_size, end = (b0 + nb) * a->seq_len;
+  int D = mdl->config.dim, V = mdl->config.vocab_size, r_begin = b0 * a->seq_len, end = (b0 + nb) * a->seq_len;
   float *logits = a->acts.logits + (size_t)k * LOSS_CHUNK * V;
+  float *x = a->acts.loss_x + (size_t)k * LOSS_CHUNK * D, *dx = a->acts.loss_dx + (size_t)k * LOSS_CHUNK * D;
+  int *rows = a->loss_rows + r_begin, counted = 0;
+  for (int r = r_begin; r < end; r++) {
+    int t = job->targets[r];
+    if (t >= 0 && t < V && (!job->mask || job->mask[r] != 0.0f)) rows[counted++] = r;
+  }
+  if (job->d_scale != 0.0f) memset(a->acts.d_xn + (size_t)r_begin * D, 0, sizeof(float) * (size_t)(end - r_begin) * D);
   double loss = 0.0, count = 0.0;
-  for (int r0 = b0 * a->seq_len; r0 < end; r0 += LOSS_CHUNK) {
-    int rows = end - r0 < LOSS_CHUNK ? end - r0 : LOSS_CHUNK;
-    const float *xn = a->acts.xn_final + (size_t)r0 * D;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, D, 1.0f, xn, D, mdl->weights.wcls, D, 0.0f,
-                logits, V);
-    loss += crossentropy_forward_backward(logits, job->targets + r0, job->mask ? job->mask + r0 : NULL, rows, V,
-                                          job->d_scale, &count);
+  for (int c0 = 0; c0 < counted; c0 += LOSS_CHUNK) {
+    int n = counted - c0 < LOSS_CHUNK ? counted - c0 : LOSS_CHUNK, targets[LOSS_CHUNK];
+    float mask[LOSS_CHUNK];
+    for (int i = 0; i < n; i++) {
+      int r = rows[c0 + i];
+      memcpy(x + (size_t)i * D, a->acts.xn_final + (size_t)r * D, sizeof(float) * (size_t)D);
+      targets[i] = job->targets[r];
+      mask[i] = job->mask ? job->mask[r] : 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, D, 1.0f, x, D, mdl->weights.wcls, D, 0.0f, logits, V);
+    loss += crossentropy_forward_backward(logits, targets, mask, n, V, job->d_scale, &count);
     if (job->d_scale == 0.0f) continue;
     /* logits now hold dlogits: d_xn = dlogits Wcls, dWcls += dlogits^T xn */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, V, 1.0f, logits, V, mdl->weights.wcls, D,
-                0.0f, a->acts.d_xn + (size_t)r0 * D, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, V, 1.0f, logits, V, mdl->weights.wcls, D, 0.0f, dx,
+                D);
+    for (int i = 0; i < n; i++)
+      memcpy(a->acts.d_xn + (size_t)rows[c0 + i] * D, dx + (size_t)i * D, sizeof(float) * (size_t)D);
     if (job->dweights)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, D, rows, 1.0f, logits, V, xn, D, 1.0f,
-                  job->dweights->wcls, D);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, D, n, 1.0f, logits, V, x, D, 1.0f, job->dweights->wcls,
+                  D);
   }
   job->loss[k] = loss;
   job->count[k] = count;

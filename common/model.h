@@ -117,6 +117,8 @@ typedef struct {
   float *rope_cos;  /* (T, hd / 2) */
   float *rope_sin;  /* (T, hd / 2) */
   float *logits;    /* (S, LOSS_CHUNK, V) classifier rows, one chunk at a time per slice */
+  float *loss_x;    /* (S, LOSS_CHUNK, D) the chunk's xn_final rows, gathered from the counted positions */
+  float *loss_dx;   /* (S, LOSS_CHUNK, D) their gradient, before it is scattered into d_xn */
   /* backward scratch, present only when built for training */
   float *d_resid;   /* (N, D) gradient of the residual stream */
   float *d_xn;      /* (N, D) */
@@ -147,6 +149,7 @@ typedef struct {
   model_acts acts;      /* pointers into mem */
   float *mem;
   size_t mem_floats;
+  int *loss_rows;       /* (B * T) positions the loss counts, per slice (model_loss) */
   /* set by model_forward for model_backward */
   int dropout_on;
   uint64_t dropout_seed;

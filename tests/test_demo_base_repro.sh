@@ -5,7 +5,7 @@
 # training numerics shows up here; the full rebuild is `scripts/make-demo-base.sh --check`.
 set -euo pipefail
 : "${FEDLORA_SOURCE_DIR:?run through ctest}" "${FEDLORA_BUILD_DIR:?run through ctest}"
-want=e05b016493a474ee4ba894567660478c3f07392879180b45906c70d070fe1729
+want=045b823db0b8a30d75126ea7fa167b72a3540894d4061364529690cb8a1dba65
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export FEDLORA="$FEDLORA_BUILD_DIR/fedlora"
