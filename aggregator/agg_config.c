@@ -176,6 +176,9 @@ static const config_field fields[] = {
      .help = "tamper-evident audit log (JSON lines, SHA-256 chained; check with `fedlora audit verify`); unset: none"},
     {"metrics", "listen", CFG_STRING, AT(metrics.listen), NULL, .check = config_check_host_port,
      .help = "serve Prometheus metrics at http://HOST:PORT/metrics (numeric IP, e.g. 127.0.0.1:9464); unset: none"},
+    {"metrics", "linger_s", CFG_INT, AT(metrics.linger_s), "0", 0, 86400,
+     .help = "after the run finishes, keep serving this many seconds more, so a scraper that polls every "
+             "few seconds sees the final state (0: exit once every site has the final adapter)"},
 };
 
 static int validate(void *p, config_ctx *ctx) {

@@ -88,6 +88,7 @@ typedef struct {
   } audit;
   struct {
     char *listen;                 /* host:port of the Prometheus endpoint; NULL: none */
+    int linger_s;                 /* seconds to stay up after the run finishes */
   } metrics;
 } agg_config;
 

@@ -924,8 +924,9 @@ static void reload_certificates(federation *f) {
 
 void federation_wait(federation *f) {
   /* After the last commit the aggregator stays up until every joined site has fetched the final
-   * adapter (so none retries against a closed port), or two poll intervals have passed. */
-  double grace = 2.0 * f->cfg->server.poll_seconds + 5.0;
+   * adapter (so none retries against a closed port), or two poll intervals have passed; and at
+   * least [metrics] linger_s, so the final state can be scraped. */
+  double grace = 2.0 * f->cfg->server.poll_seconds + 5.0, linger = f->cfg->metrics.linger_s;
   while (!atomic_load(&f->stop)) {
     if (atomic_exchange(&f->reload, 0)) reload_certificates(f);
     agg_certs_tick(f->certs, f->server);
@@ -934,7 +935,8 @@ void federation_wait(federation *f) {
     if (f->finished_at > 0) {
       int told = 0;
       for (int i = 0; i < f->n_sites; i++) told += f->sites[i].saw_finished;
-      done = told == f->n_sites || now_mono() - f->finished_at > grace;
+      double since = now_mono() - f->finished_at;
+      done = (told == f->n_sites || since > grace) && since >= linger;
     }
     pthread_mutex_unlock(&f->mu);
     if (done) break;

@@ -11,14 +11,16 @@ cd "$fed_run"
 fb=$fed_bin/fedlora
 mport=$(free_port)
 
-fed_start_agg agg --set audit.file=agg-audit.jsonl --set metrics.listen=127.0.0.1:$mport --log-format json
+fed_start_agg agg --set audit.file=agg-audit.jsonl --set metrics.listen=127.0.0.1:$mport --set metrics.linger_s=3 \
+  --log-format json
 for s in alpha beta gamma; do fed_start_site $s --set audit.file=site-$s-audit.jsonl; done
 fed_start_site delta --set audit.file=site-delta-audit.jsonl --set data.train=data/alpha.jsonl
 fed_wait_exit delta 60
 expect "delta is refused (exit 3)" 3 "$fed_rc"
 
-# The run is over in seconds and the aggregator exits with it: a poller keeps the last scrape
-# (every 50 ms until the endpoint goes away), which then follows the last commit.
+# The run is over in seconds; the aggregator then serves 3 s more (metrics.linger_s) before it exits:
+# a poller keeps the last scrape (every 50 ms until the endpoint goes away), which then follows the
+# last commit.
 python3 - "$mport" scrape.txt <<'PY' &
 import os, sys, time, urllib.request
 seen, deadline = False, time.time() + 180
