@@ -13,6 +13,7 @@
 #include "agg_privacy.h"
 #include "agg_robust.h"
 #include "aggregate.h"
+#include "clock.h"
 #include "federation_api.h"
 #include "fingerprint.h"
 #include "log.h"
@@ -34,19 +35,6 @@ site_info *site_get(federation *f, const char *name) {
   for (int i = 0; i < f->n_sites; i++)
     if (strcmp(f->sites[i].name, name) == 0) return &f->sites[i];
   return NULL;
-}
-
-/* pthread_cond_timedwait for at most ms milliseconds (mutex held). */
-static void cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mu, long ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  pthread_cond_timedwait(cond, mu, &ts);
 }
 
 static site_info *site_add(federation *f, const char *name) {
@@ -280,7 +268,7 @@ static grpc_status_code handle_await(rpc_call *call, void *user) {
   const char *site = rpc_call_peer(call);
   Fedlora__V1__RoundTask task = FEDLORA__V1__ROUND_TASK__INIT;
   char *secagg_names[SECAGG_MAX_SITES];
-  double deadline = now_mono() + f->cfg->server.poll_seconds;
+  double deadline = clock_seconds() + f->cfg->server.poll_seconds;
   pthread_mutex_lock(&f->mu);
   site_info *s = site_get(f, site);
   int i = round_find(&f->rm, site);
@@ -327,8 +315,8 @@ static grpc_status_code handle_await(rpc_call *call, void *user) {
       }
       break;
     }
-    if (now_mono() >= deadline || atomic_load(&f->stop) || rpc_call_done(call)) break; /* WAIT */
-    cond_wait_ms(&f->changed, &f->mu, 200);
+    if (clock_seconds() >= deadline || atomic_load(&f->stop) || rpc_call_done(call)) break; /* WAIT */
+    clock_cond_wait_ms(&f->changed, &f->mu, 200);
   }
   grpc_status_code code = rpc_call_reply(call, &task.base);
   pthread_mutex_unlock(&f->mu);
@@ -364,7 +352,7 @@ static grpc_status_code send_payload(rpc_call *call, const payload_layout *pl, c
 static int transfer_begin(federation *f, rpc_call *call) {
   pthread_mutex_lock(&f->mu);
   while (f->transfers >= MAX_TRANSFERS && !atomic_load(&f->stop) && !rpc_call_done(call)) {
-    cond_wait_ms(&f->transfer_done, &f->mu, 1000);
+    clock_cond_wait_ms(&f->transfer_done, &f->mu, 1000);
   }
   int ok = f->transfers < MAX_TRANSFERS;
   if (ok) f->transfers++;
@@ -679,7 +667,7 @@ static void secagg_open(federation *f) {
     examples[i] = s ? s->train_examples : 0;
   }
   char err[512];
-  if (secagg_round_open(&f->sa_host, f->run_id, f->st.dir, examples, now_mono(), err, sizeof err) != 0)
+  if (secagg_round_open(&f->sa_host, f->run_id, f->st.dir, examples, clock_seconds(), err, sizeof err) != 0)
     log_error("round %u: cannot open secure aggregation: %s (the round's deadline will abort it)", f->rm.round, err);
 }
 
@@ -688,7 +676,7 @@ static void commit_round(federation *f) {
   if (round_aggregate_commit(f) == 0) {
     round_commit(&f->rm);
     if (f->rm.state == ROUND_FINISHED) {
-      f->finished_at = now_mono();
+      f->finished_at = clock_seconds();
       log_info("the run has finished: %u rounds committed", f->rm.committed);
     }
     if (f->cfg->privacy.secagg) secagg_round_close(&f->sa);
@@ -701,7 +689,7 @@ static void commit_round(federation *f) {
 /* The secure aggregation's own stage changes (lock held): 1 when something changed. */
 static int secagg_step(federation *f) {
   if (!f->cfg->privacy.secagg || (f->rm.state != ROUND_OPEN && f->rm.state != ROUND_AGGREGATING)) return 0;
-  double now = now_mono();
+  double now = clock_seconds();
   secagg_tick t = f->sa.mean ? SECAGG_TICK_UNMASKED : secagg_round_tick(&f->sa_host, now);
   if (t == SECAGG_TICK_UNMASKED && f->rm.state == ROUND_OPEN) f->rm.state = ROUND_AGGREGATING;
   if (t == SECAGG_TICK_UNMASKED) commit_round(f);
@@ -717,7 +705,7 @@ static void *ticker_main(void *arg) {
   federation *f = arg;
   while (!atomic_load(&f->stop)) {
     pthread_mutex_lock(&f->mu);
-    round_event ev = round_tick(&f->rm, now_mono());
+    round_event ev = round_tick(&f->rm, clock_seconds());
     char err[512];
     switch (ev) {
       case ROUND_EVENT_OPENED:
@@ -737,8 +725,8 @@ static void *ticker_main(void *arg) {
       case ROUND_EVENT_AGGREGATE:
         if (!f->cfg->privacy.secagg) {
           commit_round(f);
-        } else if (secagg_round_close_masked(&f->sa_host, now_mono()) != 0) {
-          round_abort(&f->rm, now_mono()); /* the masks cannot be removed: nothing is revealed */
+        } else if (secagg_round_close_masked(&f->sa_host, clock_seconds()) != 0) {
+          round_abort(&f->rm, clock_seconds()); /* the masks cannot be removed: nothing is revealed */
           secagg_open(f);
         }
         state_save_logged(f); /* under secagg the unmask stage follows in secagg_step */
@@ -750,7 +738,7 @@ static void *ticker_main(void *arg) {
     /* Between ticks the thread sleeps on f->changed, so a round's last update wakes it at once and
      * the round commits (and the next opens) without waiting out a tick. */
     if (ev != ROUND_EVENT_NONE) pthread_cond_broadcast(&f->changed);
-    else cond_wait_ms(&f->changed, &f->mu, 100);
+    else clock_cond_wait_ms(&f->changed, &f->mu, 100);
     pthread_mutex_unlock(&f->mu);
   }
   return NULL;
@@ -869,7 +857,7 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   f->sa_host = (secagg_host){.cfg = cfg, .mu = &f->mu, .changed = &f->changed, .stop = &f->stop, .sr = &f->sa,
                              .rm = &f->rm, .bytes_in = &f->bytes_in, .d = f->layout.floats};
   agg_ops_run_started(f->ops, f->run_id, f->fingerprint, f->rm.committed, f->rm.policy.total);
-  if (round_tick(&f->rm, now_mono()) == ROUND_EVENT_OPENED) {
+  if (round_tick(&f->rm, clock_seconds()) == ROUND_EVENT_OPENED) {
     agg_ops_round_opened(f->ops, f->rm.round, f->rm.attempt, round_selected_count(&f->rm));
     if (cfg->privacy.secagg) {
       secagg_open(f);
@@ -878,7 +866,7 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
       store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), restore_pending, f, err, errlen);
     }
   }
-  if (f->rm.state == ROUND_FINISHED) f->finished_at = now_mono();
+  if (f->rm.state == ROUND_FINISHED) f->finished_at = clock_seconds();
   log_info("run %s: base %s (fingerprint %.16s...), %zu adapter parameters on the wire, %u/%u rounds committed",
            f->run_id, cfg->model.base, f->fingerprint, f->layout.floats, f->rm.committed, f->rm.policy.total);
 
@@ -935,7 +923,7 @@ void federation_wait(federation *f) {
     if (f->finished_at > 0) {
       int told = 0;
       for (int i = 0; i < f->n_sites; i++) told += f->sites[i].saw_finished;
-      double since = now_mono() - f->finished_at;
+      double since = clock_seconds() - f->finished_at;
       done = (told == f->n_sites || since > grace) && since >= linger;
     }
     pthread_mutex_unlock(&f->mu);

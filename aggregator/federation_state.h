@@ -11,6 +11,7 @@
 #include "agg_config.h"
 #include "agg_manifest.h"
 #include "agg_ops.h"
+#include "clock.h"
 #include "federation.h"
 #include "fedlora.pb-c.h"
 #include "lora.h"
@@ -74,12 +75,6 @@ struct federation {
  * sites; beyond this many the others wait their turn. Twice the RPC layer's per-site call limit
  * (8), so one site stalling its streams cannot take every slot from the others. */
 enum { MAX_TRANSFERS = 16 };
-
-static inline double now_mono(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 site_info *site_get(federation *f, const char *name);
 /* Aggregates the open round's updates and commits it; 0, or -1 leaving everything unchanged (the

@@ -115,7 +115,7 @@ static json_t *names_where(const round_machine *rm, int want_selected, int want_
 /* Aggregates the open round's pending updates and commits it. Lock held. On failure nothing
  * changes: the round stays AGGREGATING and is tried again on the next tick. */
 int round_aggregate_commit(federation *f) {
-  double t0 = now_mono();
+  double t0 = clock_seconds();
   size_t n = f->layout.floats;
   aggregation g = {.f = f, .sites = json_object(), .extra = json_object()};
   float *delta = malloc(n * sizeof(float) + 1), *next = malloc(n * sizeof(float) + 1);
@@ -155,7 +155,7 @@ int round_aggregate_commit(federation *f) {
   json_object_set_new(metrics, "bytes_in", json_integer((json_int_t)f->bytes_in));
   json_object_set_new(metrics, "bytes_out", json_integer((json_int_t)f->bytes_out));
   json_object_set_new(metrics, "round_seconds", json_real(t0 - f->rm.opened_at));
-  json_object_set_new(metrics, "aggregate_seconds", json_real(now_mono() - t0));
+  json_object_set_new(metrics, "aggregate_seconds", json_real(clock_seconds() - t0));
   json_object_set_new(metrics, "committed_unix", json_integer((json_int_t)time(NULL)));
   json_object_update(metrics, g.extra);
   agg_privacy_metrics(f->cfg, f->rm.round, metrics);

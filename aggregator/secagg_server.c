@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 
+#include "clock.h"
 #include "federation_api.h"
 #include "fsutil.h"
 #include "log.h"
@@ -19,12 +19,6 @@
 static const char *const stage_names[] = {"keys", "shares", "masked", "unmask", "done", "aborted"};
 
 const char *secagg_stage_name(const secagg_round *sr) { return sr->active ? stage_names[sr->v.stage] : "none"; }
-
-static double mono_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int site_index(const secagg_round *sr, const char *name) {
   for (int k = 0; k < sr->v.p.n; k++)
@@ -208,24 +202,26 @@ static grpc_status_code session_check(rpc_call *call, const secagg_host *h, uint
   return GRPC_STATUS_OK;
 }
 
-/* Long-poll: waits (lock held) until the attempt has left `stage`, at most poll_seconds. 1 when
- * it has, 0 when the caller should ask again. */
-static int wait_past(rpc_call *call, secagg_host *h, uint32_t round, uint32_t attempt, secagg_stage stage) {
-  double deadline = mono_now() + h->cfg->server.poll_seconds;
+/* The long-polls (GetAdverts, GetShares, GetSurvivors): takes the lock, waits until the attempt of
+ * the request has left `stage` (at most poll_seconds; *ready = 0 then, and the site asks again), and
+ * checks the caller's session. GRPC_STATUS_OK with the lock held and *me set, or the refusal with
+ * the lock released. */
+static grpc_status_code poll_past(rpc_call *call, secagg_host *h, secagg_stage stage, int *me, int *ready) {
+  const Fedlora__V1__SecAggPoll *q = (const Fedlora__V1__SecAggPoll *)rpc_call_request(call);
+  pthread_mutex_lock(h->mu);
+  double deadline = clock_seconds() + h->cfg->server.poll_seconds;
   for (;;) {
     const secagg_round *sr = h->sr;
-    if (!sr->active || sr->round != round || sr->attempt != attempt) return 1; /* session_check refuses */
-    if (sr->v.stage > stage) return 1;
-    if (mono_now() >= deadline || atomic_load(h->stop) || rpc_call_done(call)) return 0;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 200 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(h->changed, h->mu, &ts);
+    *ready = 1;
+    if (!sr->active || sr->round != q->round || sr->attempt != q->attempt) break; /* session_check refuses */
+    if (sr->v.stage > stage) break;
+    *ready = 0;
+    if (clock_seconds() >= deadline || atomic_load(h->stop) || rpc_call_done(call)) break;
+    clock_cond_wait_ms(h->changed, h->mu, 200);
   }
+  grpc_status_code code = session_check(call, h, q->round, q->attempt, me);
+  if (code != GRPC_STATUS_OK) pthread_mutex_unlock(h->mu);
+  return code;
 }
 
 static grpc_status_code reply_ack(rpc_call *call, secagg_host *h) {
@@ -282,14 +278,9 @@ grpc_status_code secagg_handle_advertise(rpc_call *call, secagg_host *h) {
 }
 
 grpc_status_code secagg_handle_get_adverts(rpc_call *call, secagg_host *h) {
-  const Fedlora__V1__SecAggPoll *q = (const Fedlora__V1__SecAggPoll *)rpc_call_request(call);
-  pthread_mutex_lock(h->mu);
-  int me, ready = wait_past(call, h, q->round, q->attempt, SECAGG_KEYS);
-  grpc_status_code code = session_check(call, h, q->round, q->attempt, &me);
-  if (code != GRPC_STATUS_OK) {
-    pthread_mutex_unlock(h->mu);
-    return code;
-  }
+  int me, ready;
+  grpc_status_code code = poll_past(call, h, SECAGG_KEYS, &me, &ready);
+  if (code != GRPC_STATUS_OK) return code;
   const secagg_round *sr = h->sr;
   Fedlora__V1__SecAggAdverts out = FEDLORA__V1__SEC_AGG_ADVERTS__INIT;
   Fedlora__V1__SecAggAdvert items[SECAGG_MAX_SITES], *ptrs[SECAGG_MAX_SITES];
@@ -363,14 +354,9 @@ grpc_status_code secagg_handle_share_keys(rpc_call *call, secagg_host *h) {
 }
 
 grpc_status_code secagg_handle_get_shares(rpc_call *call, secagg_host *h) {
-  const Fedlora__V1__SecAggPoll *q = (const Fedlora__V1__SecAggPoll *)rpc_call_request(call);
-  pthread_mutex_lock(h->mu);
-  int me, ready = wait_past(call, h, q->round, q->attempt, SECAGG_SHARES);
-  grpc_status_code code = session_check(call, h, q->round, q->attempt, &me);
-  if (code != GRPC_STATUS_OK) {
-    pthread_mutex_unlock(h->mu);
-    return code;
-  }
+  int me, ready;
+  grpc_status_code code = poll_past(call, h, SECAGG_SHARES, &me, &ready);
+  if (code != GRPC_STATUS_OK) return code;
   const secagg_round *sr = h->sr;
   int n = sr->v.p.n;
   Fedlora__V1__SecAggShares out = FEDLORA__V1__SEC_AGG_SHARES__INIT;
@@ -472,14 +458,9 @@ grpc_status_code secagg_handle_submit_masked(rpc_call *call, secagg_host *h) {
 /* ------------------------------------------------------------------ stage 3: unmask */
 
 grpc_status_code secagg_handle_get_survivors(rpc_call *call, secagg_host *h) {
-  const Fedlora__V1__SecAggPoll *q = (const Fedlora__V1__SecAggPoll *)rpc_call_request(call);
-  pthread_mutex_lock(h->mu);
-  int me, ready = wait_past(call, h, q->round, q->attempt, SECAGG_MASKED);
-  grpc_status_code code = session_check(call, h, q->round, q->attempt, &me);
-  if (code != GRPC_STATUS_OK) {
-    pthread_mutex_unlock(h->mu);
-    return code;
-  }
+  int me, ready;
+  grpc_status_code code = poll_past(call, h, SECAGG_MASKED, &me, &ready);
+  if (code != GRPC_STATUS_OK) return code;
   const secagg_round *sr = h->sr;
   uint32_t sites[SECAGG_MAX_SITES];
   Fedlora__V1__SecAggSurvivors out = FEDLORA__V1__SEC_AGG_SURVIVORS__INIT;

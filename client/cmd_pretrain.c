@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "args.h"
+#include "clock.h"
 #include "commands.h"
 #include "dataset_site.h"
 #include "hf_model.h"
@@ -220,12 +220,6 @@ static int config_add_token_ids(const char *dir, char *err, size_t err_size) {
   return rc;
 }
 
-static double seconds_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int val_loss(const model *m, const site_data *sd, const pretrain_args *a, double *loss, char *err,
                     size_t err_size) {
   double tokens;
@@ -262,7 +256,7 @@ int cmd_pretrain(int argc, char **argv) {
   log_info("pretraining %zu parameters (dim %d, %d layers, %d heads, hidden %d) for %ld steps, %.2f epochs",
            m.num_params, a.model.dim, a.model.n_layers, a.model.n_heads, a.model.hidden_dim, a.train.steps,
            (double)a.train.steps * a.train.batch * a.train.grad_accum / (double)mixture_windows(&sd.mix));
-  double start = seconds_now(), first_loss = NAN;
+  double start = clock_seconds(), first_loss = NAN;
   step_report r = {0};
   for (long s = 0; s < a.stop_after; s++) {
     r = trainer_step(&t, &sd.mix);
@@ -273,14 +267,14 @@ int cmd_pretrain(int argc, char **argv) {
     }
     if ((s + 1) % a.log_every == 0 || s + 1 == a.stop_after)
       log_info("step %ld/%ld loss %.4f grad-norm %.3f lr %.3g (%.0f tokens/s)", s + 1, a.train.steps, r.loss,
-               r.grad_norm, r.lr, (double)tokens_per_step * (s + 1) / (seconds_now() - start));
+               r.grad_norm, r.lr, (double)tokens_per_step * (s + 1) / (clock_seconds() - start));
     if (a.val && a.eval_every && (s + 1) % a.eval_every == 0 && s + 1 < a.stop_after) {
       double loss;
       if (val_loss(&m, &sd, &a, &loss, err, sizeof err) != 0) goto done;
       log_info("step %ld val loss %.4f", s + 1, loss);
     }
   }
-  double elapsed = seconds_now() - start;
+  double elapsed = clock_seconds() - start;
   if (a.val && val_loss(&m, &sd, &a, &val_loss_end, err, sizeof err) != 0) goto done;
   if (hf_model_save(&m, a.out, ST_F32, 0, err, sizeof err) != 0 || config_add_token_ids(a.out, err, sizeof err) != 0 ||
       tokenizer_files_write(a.out, a.model.max_seq_len, err, sizeof err) != 0)

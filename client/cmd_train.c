@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "args.h"
+#include "clock.h"
 #include "commands.h"
 #include "dataset_site.h"
 #include "dist.h"
@@ -205,12 +205,6 @@ static int args_parse(train_args *a, int argc, char **argv) {
   return 0;
 }
 
-static double seconds_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* The best validation loss so far and the adapter that had it; step 0 (the starting adapter) counts. */
 typedef struct {
   double loss;
@@ -311,7 +305,7 @@ static int train_run(train_args *args) {
   log_info("training %zu LoRA parameters (r %d, alpha %g, %zu windows of %d) for %ld steps on %d rank%s",
            ad.num_params, ad.config.rank, ad.config.alpha, windows, a.train.seq_len, a.train.steps, ranks,
            ranks == 1 ? "" : "s");
-  double first_loss = NAN, last_loss = NAN, tokens = 0.0, start = seconds_now();
+  double first_loss = NAN, last_loss = NAN, tokens = 0.0, start = clock_seconds();
   long steps_run = 0;
   for (long s = 0; s < a.train.steps && !stopped_early; s++) {
     step_report r = trainer_step(&t, &sd.mix);
@@ -333,7 +327,7 @@ static int train_run(train_args *args) {
                stopped_early ? "; no improvement for --patience evaluations, stopping" : "");
     }
   }
-  double elapsed = seconds_now() - start;
+  double elapsed = clock_seconds() - start;
   if (early) memcpy(ad.params, best.params, sizeof(float) * ad.num_params);
   if (sd.has_val &&
       evaluate_loss(&m, &ad, &sd.val, a.train.batch, &val_after, &val_tokens, err, sizeof err))

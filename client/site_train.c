@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dataset_site.h"
 #include "dist.h"
 #include "dp.h"
@@ -38,12 +38,6 @@ struct site_trainer {
   float *start;                       /* (ad.num_params) the round's starting point, for FedProx */
   double dp_clip, dp_noise_std;       /* the plan's DP: L2 bound of the delta (0: off), this site's noise share */
 };
-
-static double seconds_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static data_spec site_spec(const site_config *cfg) {
   return (data_spec){.data = cfg->data.train, .val = cfg->data.val, .val_fraction = cfg->data.val_fraction,
@@ -198,12 +192,12 @@ static int round_train(site_trainer *st, const float *global, uint64_t seed, flo
   payload_unpack(&st->layout, &st->ad, global);
   memcpy(st->start, st->ad.params, st->ad.num_params * sizeof(float));
 
-  double val_loss = NAN, val_tokens = 0, t_eval = seconds_now();
+  double val_loss = NAN, val_tokens = 0, t_eval = clock_seconds();
   if (st->data.has_val &&
       evaluate_loss(&st->base, &st->ad, &st->data.val, st->tcfg.batch, &val_loss, &val_tokens, err, errlen) != 0)
     return -1;
 
-  metrics->eval_seconds = seconds_now() - t_eval;
+  metrics->eval_seconds = clock_seconds() - t_eval;
 
   /* A fresh local optimiser every round, seeded from (run, round, site). */
   trainer *t = &st->t;
@@ -220,7 +214,7 @@ static int round_train(site_trainer *st, const float *global, uint64_t seed, flo
   mixture_free(mix);
   if (mixture_build(mix, sources, st->data.weights, n_sources, 1, seed, err, errlen) != 0) return -1;
 
-  double t0 = seconds_now(), loss_sum = 0;
+  double t0 = clock_seconds(), loss_sum = 0;
   long steps = st->tcfg.steps;
   double tokens_per_step = (double)st->tcfg.batch * dist_size() * st->tcfg.seq_len;
   for (long s = 0; s < steps; s++) {
@@ -234,7 +228,7 @@ static int round_train(site_trainer *st, const float *global, uint64_t seed, flo
       return -1;
     }
     loss_sum += r.loss;
-    if (progress) progress(user, s + 1, steps, r.loss, tokens_per_step * (s + 1) / (seconds_now() - t0 + 1e-9));
+    if (progress) progress(user, s + 1, steps, r.loss, tokens_per_step * (s + 1) / (clock_seconds() - t0 + 1e-9));
   }
   payload_pack(&st->layout, &st->ad, update);
   if (st->dp_clip > 0) {
@@ -247,7 +241,7 @@ static int round_train(site_trainer *st, const float *global, uint64_t seed, flo
   metrics->val_loss_before = val_loss;
   metrics->tokens = (uint64_t)(tokens_per_step * (double)steps);
   metrics->steps = (uint32_t)steps;
-  metrics->seconds = seconds_now() - t0;
+  metrics->seconds = clock_seconds() - t0;
   return 0;
 }
 

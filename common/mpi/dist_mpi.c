@@ -3,19 +3,13 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "clock.h"
 #include "dist.h"
 
 static int joined, rank, size = 1;
 static char last_error[512];
 static double allreduce_s;
-
-static double seconds_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Keeps MPI's own description of rc, with what was being done. */
 static int failed(int rc, const char *what) {
@@ -61,14 +55,14 @@ int dist_size(void) { return size; }
 
 int dist_allreduce_sum(float *buf, size_t n) {
   if (size == 1) return 0;
-  double t0 = seconds_now();
+  double t0 = clock_seconds();
   for (size_t off = 0; off < n;) { /* MPI counts are ints */
     int count = n - off > (size_t)INT_MAX ? INT_MAX : (int)(n - off);
     int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) return failed(rc, "MPI_Allreduce");
     off += (size_t)count;
   }
-  allreduce_s += seconds_now() - t0;
+  allreduce_s += clock_seconds() - t0;
   return 0;
 }
 
