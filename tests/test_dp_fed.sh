@@ -17,12 +17,7 @@ budget=$(python3 -c "print(($e2 + $e3) / 2)")
 fed_start_agg agg --set privacy.dp=central --set privacy.dp_clip=$clip --set privacy.dp_noise_multiplier=$z \
   --set privacy.dp_delta=$delta --set privacy.dp_epsilon_budget="$budget"
 for s in alpha beta gamma; do fed_start_site $s; done
-for s in alpha beta gamma; do
-  fed_wait_exit $s 90
-  expect "site $s finishes with exit 0" 0 "$fed_rc"
-done
-fed_wait_exit agg 30
-expect "aggregator exits 0" 0 "$fed_rc"
+fed_expect_run_done 90 alpha beta gamma
 expect "the budget stops the run after round 2" "0000 0001 0002" "$(ls agg/rounds | xargs)"
 expect_in "the aggregator says why" agg.log "allows 2 of the 3 rounds"
 expect_in "the aggregator says weights are uniform under DP" agg.log "every site weighs 1"

@@ -8,12 +8,7 @@ opt=(--strategy fedadam --server-lr 0.01 --beta1 0.9 --beta2 0.99 --tau 0.001)
 fed_start_agg agg --set rounds.total=2 --set aggregation.strategy=fedadam --set aggregation.server_lr=0.01 \
   --set aggregation.beta1=0.9 --set aggregation.beta2=0.99 --set aggregation.tau=0.001
 for s in alpha beta gamma; do fed_start_site $s; done
-for s in alpha beta gamma; do
-  fed_wait_exit $s 60
-  expect "site $s finishes with exit 0" 0 "$fed_rc"
-done
-fed_wait_exit agg 30
-expect "aggregator exits 0" 0 "$fed_rc"
+fed_expect_run_done 60 alpha beta gamma
 if fed_check_rounds agg "${opt[@]}"; then fed_ok "each round = g + η·m/(√v + τ) of the kept updates"; else fed_bad "fedadam"; fi
 if fed_check_rounds agg >/dev/null; then fed_bad "plain averaging should not match a fedadam run"; else fed_ok "plain averaging does not match"; fi
 fed_finish

@@ -23,12 +23,7 @@ audit_events() { # FILE EVENT: the count of EVENT records
 fed_phase signed
 fed_start_agg agg --set audit.file=agg-audit.jsonl
 for s in alpha beta gamma; do fed_start_site $s --set audit.file=site-$s/audit.jsonl; done
-for s in alpha beta gamma; do
-  fed_wait_exit $s 90
-  expect "site $s finishes with exit 0" 0 "$fed_rc"
-done
-fed_wait_exit agg 30
-expect "the aggregator exits 0" 0 "$fed_rc"
+fed_expect_run_done 90 alpha beta gamma
 expect "three rounds committed" "0000 0001 0002 0003" "$(ls agg/rounds | xargs)"
 if check run agg --ca pki/ca.pem --name 127.0.0.1 --sites site-alpha site-beta site-gamma; then
   fed_ok "every round's manifest and the final one kept by every site verify (openssl) and name the right adapter"

@@ -35,12 +35,7 @@ while time.time() < deadline:
     time.sleep(0.05)
 PY
 poller=$!
-for s in alpha beta gamma; do
-  fed_wait_exit $s 60
-  expect "site $s finishes with exit 0" 0 "$fed_rc"
-done
-fed_wait_exit agg 30
-expect "aggregator exits 0" 0 "$fed_rc"
+fed_expect_run_done 60 alpha beta gamma
 wait $poller
 got=$(python3 - scrape.txt <<'PY'
 import re, sys

@@ -8,12 +8,7 @@ cd "$fed_run"
 
 fed_start_agg agg
 for s in alpha beta gamma; do fed_start_site $s; done
-for s in alpha beta gamma; do
-  fed_wait_exit $s 60
-  expect "site $s finishes with exit 0" 0 "$fed_rc"
-done
-fed_wait_exit agg 30
-expect "aggregator exits 0 once the sites were told" 0 "$fed_rc"
+fed_expect_run_done 60 alpha beta gamma
 
 expect "three rounds committed" "0000 0001 0002 0003" "$(ls agg/rounds | xargs)"
 expect "metrics.jsonl has a line per round" 3 "$(wc -l <agg/metrics.jsonl)"

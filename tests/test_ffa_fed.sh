@@ -9,12 +9,7 @@ cd "$fed_run"
 
 fed_start_agg agg --set model.lora_mode=ffa --set rounds.total=2
 for s in alpha beta gamma; do fed_start_site $s; done
-for s in alpha beta gamma; do
-  fed_wait_exit $s 90
-  expect "site $s finishes with exit 0" 0 "$fed_rc"
-done
-fed_wait_exit agg 30
-expect "aggregator exits 0" 0 "$fed_rc"
+fed_expect_run_done 90 alpha beta gamma
 expect "two rounds committed" "0000 0001 0002" "$(ls agg/rounds | xargs)"
 
 check_ffa() {

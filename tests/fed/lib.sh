@@ -30,6 +30,18 @@ fed_bad() {
 expect() { if [ "$2" == "$3" ]; then fed_ok "$1"; else fed_bad "$1: want [$2] got [$3]"; fi; }
 # expect_in NAME FILE TEXT: FILE contains TEXT (fixed string)
 expect_in() { if grep -qF -- "$3" "$2"; then fed_ok "$1"; else fed_bad "$1: '$3' not in $2"; fi; }
+# fed_expect_run_done SECONDS SITE...: every site exits 0 within SECONDS, then the aggregator (agg)
+# exits 0 within 30 s: a run that finished.
+fed_expect_run_done() {
+  local wait=$1 s
+  shift
+  for s in "$@"; do
+    fed_wait_exit "$s" "$wait"
+    expect "site $s finishes with exit 0" 0 "$fed_rc"
+  done
+  fed_wait_exit agg 30
+  expect "aggregator exits 0" 0 "$fed_rc"
+}
 # Summary line and exit status; call last.
 fed_finish() {
   echo "$fed_failures failed ($((SECONDS - fed_t0)) s)"
