@@ -10,6 +10,7 @@
 #include "aggregate.h"
 #include "federation_state.h"
 #include "log.h"
+#include "secagg_metrics.h"
 
 typedef struct {
   federation *f;
@@ -74,7 +75,8 @@ done:
 }
 
 /* Under secagg: delta (n) = the unmasked mean of the round's masked updates, with central DP
- * noise added to their sum; the sites' metrics weigh by the example counts declared at Join. */
+ * noise added to their sum; the pooled losses are the unmasked means of the loss coordinates
+ * that follow the update (weighted like it), and no site's own loss is known. */
 static int secagg_mean(federation *f, aggregation *g, float *delta) {
   size_t n = f->layout.floats;
   const secagg_round *sa = &f->sa;
@@ -84,17 +86,11 @@ static int secagg_mean(federation *f, aggregation *g, float *delta) {
   int rc = agg_privacy_noise(f->cfg, sum, n, g->err, sizeof g->err);
   for (size_t i = 0; i < n; i++) delta[i] = (float)(sum[i] / sa->w_sum);
   free(sum);
-  const char *name;
-  json_t *m;
-  json_object_foreach(sa->metrics, name, m) {
-    const site_info *s = site_get(f, name);
-    double examples = s ? (double)s->train_examples : 0;
-    double val = json_number_or_nan(json_object_get(m, "val_loss_before"));
-    double train = json_number_or_nan(json_object_get(m, "train_loss"));
-    if (isfinite(val)) g->weighted_val += examples * val, g->val_weight += examples;
-    if (isfinite(train)) g->weighted_train += examples * train, g->train_weight += examples;
-    g->acc.count++;
-  }
+  double val, train;
+  secagg_metrics_decode(sa->mean + n, &train, &val);
+  if (isfinite(val)) g->weighted_val = val, g->val_weight = 1;
+  if (isfinite(train)) g->weighted_train = train, g->train_weight = 1;
+  g->acc.count = (int)json_object_size(sa->metrics);
   json_object_update(g->sites, sa->metrics);
   json_object_set_new(g->extra, "secagg", json_pack("{s:I,s:f}", "threshold", (json_int_t)sa->v.p.t, "weight_sum",
                                                     sa->w_sum));

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "payload.h"
 #include "payload_stream.h"
+#include "secagg_metrics.h"
 #include "site_metrics.h"
 
 static const char *const stage_names[] = {"keys", "shares", "masked", "unmask", "done", "aborted"};
@@ -53,7 +54,7 @@ int secagg_round_open(secagg_host *h, const char *run_id, const char *state_dir,
   const agg_config *c = h->cfg;
   secagg_round_close(sr);
   secagg_params p = {.round = rm->round, .range = c->privacy.secagg_clip_range, .scale = c->privacy.secagg_scale,
-                     .d = h->d};
+                     .d = h->d + SECAGG_METRIC_WORDS};
   snprintf(p.run_id, sizeof p.run_id, "%s", run_id);
   uint64_t most = 0;
   for (int i = 0; i < rm->n_sites; i++) {
@@ -426,7 +427,7 @@ grpc_status_code secagg_handle_submit_masked(rpc_call *call, secagg_host *h) {
   }
   payload_rx rx = {0};
   if (code == GRPC_STATUS_OK &&
-      payload_rx_begin(&rx, hd->words * 4, hd->sha256.data, (h->d + 1) * 4, err, sizeof err) != 0)
+      payload_rx_begin(&rx, hd->words * 4, hd->sha256.data, (h->d + SECAGG_METRIC_WORDS + 1) * 4, err, sizeof err) != 0)
     code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
   if (code == GRPC_STATUS_OK) code = payload_receive(call, &rx, &first->base, masked_chunk_view);
   if (code == GRPC_STATUS_OK && payload_rx_end(&rx, err, sizeof err) != 0)
@@ -441,7 +442,13 @@ grpc_status_code secagg_handle_submit_masked(rpc_call *call, secagg_host *h) {
     if (code == GRPC_STATUS_OK) {
       const char *site = rpc_call_peer(call);
       round_record_submission(h->rm, site);
-      json_object_set_new(sr->metrics, site, site_metrics_json(hd->metrics));
+      json_t *m = site_metrics_json(hd->metrics);
+      /* Measurements of the site's data: a site sends them masked, and one that sent them in the
+       * clear anyway (an older version) does not have them kept. */
+      json_object_set_new(m, "train_loss", json_null());
+      json_object_set_new(m, "val_loss_before", json_null());
+      json_object_set_new(m, "tokens", json_null());
+      json_object_set_new(sr->metrics, site, m);
       *h->bytes_in += rx.size;
       transcript(sr, site, "masked", rx.data, rx.size);
       log_info("round %u attempt %u: masked vector from %s accepted (%zu bytes)", sr->round, sr->attempt, site,

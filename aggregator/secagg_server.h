@@ -21,7 +21,8 @@
  * interrupted attempt is needed, so nothing of it is kept but its transcript.
  *
  * What the aggregator holds: public keys, signatures, certificates, sealed shares, masked vectors
- * and their sum, reveals — never a site's unmasked update. With privacy.secagg_transcript = on it
+ * and their sum, reveals — never a site's unmasked update, nor its losses: those ride masked after
+ * the update (common/secagg_metrics.h) and only their pooled means are unmasked. With privacy.secagg_transcript = on it
  * also writes every message it accepted to state_dir/secagg/rNNNN-aA/ (an audit of what it saw).
  *
  * Testing hook: FEDLORA_TEST_SECAGG_CRASH=keys|shares|masked|unmask makes the aggregator SIGKILL
@@ -52,8 +53,9 @@ typedef struct {
   size_t sig_len[SECAGG_MAX_SITES];
   char *cert[SECAGG_MAX_SITES];
   secagg_sealed_share *shares;  /* (n, n): [from·n + to], relayed unread */
-  json_t *metrics;              /* site name -> what it measured */
-  float *mean;                  /* (d) the unmasked mean delta, once finished */
+  json_t *metrics;              /* site name -> what it measured, but for its losses (masked) */
+  float *mean;                  /* (d + SECAGG_METRIC_WORDS) the unmasked mean delta, then the mean
+                                 * loss coordinates (common/secagg_metrics.h), once finished */
   double w_sum;
   char dir[2048];               /* transcript directory, "" when off */
 } secagg_round;

@@ -33,6 +33,7 @@ typedef struct {
   uint8_t plan_sha[32];          /* manifest_plan_digest of the plan applied at the first Join */
   int secagg;                    /* the plan's privacy.secagg, with its fixed-point encoding */
   double secagg_range, secagg_scale;
+  int dp;                        /* the plan's privacy.dp is on */
   uint32_t last_round;
   int backoff_ms;
   int tls_refusals; /* handshakes refused in a row */
@@ -114,6 +115,7 @@ static int site_join_retry(site *s, int first) {
         s->secagg = plan->privacy && plan->privacy->secagg;
         s->secagg_range = s->secagg ? plan->privacy->secagg_clip_range : 0;
         s->secagg_scale = s->secagg ? plan->privacy->secagg_scale : 0;
+        s->dp = plan->privacy && plan->privacy->dp != FEDLORA__V1__DP_MODE__DP_OFF;
         site_audit_joined(s->audit, plan->run_id, plan->site, s->cfg->client.server,
                           site_trainer_fingerprint(s->trainer));
         log_info("joined run %s as '%s': %u rounds, LoRA r=%u on %zu modules, %u local steps", plan->run_id,
@@ -335,7 +337,10 @@ static int site_round(site *s, const Fedlora__V1__RoundTask *task) {
   }
   if (s->secagg) {
     for (size_t i = 0; i < pl->floats; i++) global[i] = update[i] - global[i]; /* now the delta */
-    int r = site_secagg_finish(&sa, global, site_trainer_examples(s->trainer), task->site_seed, &metrics);
+    /* Under DP the guarantee covers the noised update only: the losses, not noised, stay here. */
+    Fedlora__V1__SiteMetrics sent = metrics;
+    if (s->dp) sent.train_loss = sent.val_loss_before = NAN;
+    int r = site_secagg_finish(&sa, global, site_trainer_examples(s->trainer), task->site_seed, &sent);
     if (r == 0) s->last_round = task->round;
     rc = r == SITE_SECAGG_GONE ? 0 : r;
   } else if (site_submit(s, task->round, update, &metrics, &duplicate, &st) == 0) {

@@ -11,6 +11,7 @@
 #include "federation_api.h"
 #include "log.h"
 #include "payload.h"
+#include "secagg_metrics.h"
 
 enum { CALL_TIMEOUT_S = 60, MASKED_TIMEOUT_S = 600 };
 
@@ -172,7 +173,7 @@ int site_secagg_begin(site_secagg *sa, rpc_client *rpc, const site_config *cfg, 
   sa->attempt = task->attempt;
   sa->weight_scale = task->secagg_weight_scale;
   secagg_params p = {.round = task->round, .n = (int)task->n_secagg_sites, .t = (int)task->secagg_threshold,
-                     .range = range, .scale = scale, .d = d};
+                     .range = range, .scale = scale, .d = d + SECAGG_METRIC_WORDS};
   snprintf(p.run_id, sizeof p.run_id, "%s", run_id);
   int idx = -1;
   if (task->n_secagg_sites > SECAGG_MAX_SITES) {
@@ -268,6 +269,15 @@ static int reveal(site_secagg *sa) {
   return rc;
 }
 
+/* x (d + SECAGG_METRIC_WORDS) = the delta, then the losses' coordinates. */
+static float *build_masked_input(const float *delta, size_t d, const Fedlora__V1__SiteMetrics *metrics, double range) {
+  float *x = malloc((d + SECAGG_METRIC_WORDS) * sizeof *x);
+  if (!x) return NULL;
+  memcpy(x, delta, d * sizeof *x);
+  secagg_metrics_encode(metrics->train_loss, metrics->val_loss_before, range, x + d);
+  return x;
+}
+
 int site_secagg_finish(site_secagg *sa, const float *delta, uint64_t examples, uint64_t rounding_seed,
                        const Fedlora__V1__SiteMetrics *metrics) {
   ProtobufCMessage *m = NULL;
@@ -278,11 +288,18 @@ int site_secagg_finish(site_secagg *sa, const float *delta, uint64_t examples, u
   const size_t words = sa->s.p.d + 1;
   secagg_sealed_share *shares = calloc((size_t)n, sizeof *shares);
   uint32_t *y = malloc(words * sizeof *y);
+  float *x = build_masked_input(delta, sa->s.p.d - SECAGG_METRIC_WORDS, metrics, sa->s.p.range);
+  /* In the clear only what is not about the data: steps and timings. */
+  Fedlora__V1__SiteMetrics clear = *metrics;
+  clear.train_loss = clear.val_loss_before = 0;
+  clear.tokens = 0;
   double w = sa->weight_scale ? (double)examples / (double)sa->weight_scale : 1.0;
   char err[512] = "";
   int count = 0;
-  rc = shares && y && in->n_shares <= (size_t)n ? 0 : -1;
-  if (rc != 0) snprintf(err, sizeof err, "%zu shares relayed for %d sites", in->n_shares, n);
+  if (!shares || !y || !x)
+    rc = -1, snprintf(err, sizeof err, "out of memory for a masked vector of %zu words", words);
+  else if (in->n_shares > (size_t)n)
+    rc = -1, snprintf(err, sizeof err, "%zu shares relayed for %d sites", in->n_shares, n);
   for (size_t k = 0; rc == 0 && k < in->n_shares; k++) {
     const Fedlora__V1__SecAggSealedShare *c = in->shares[k];
     if (c->from >= (uint32_t)n || c->to >= (uint32_t)n || c->ciphertext.len != SECAGG_SHARE_PLAIN ||
@@ -298,9 +315,9 @@ int site_secagg_finish(site_secagg *sa, const float *delta, uint64_t examples, u
     memcpy(s->tag, c->tag.data, CRYPTO_TAG_BYTES);
   }
   protobuf_c_message_free_unpacked(m, NULL);
-  if (rc == 0) rc = secagg_site_mask(&sa->s, shares, count, delta, w, rounding_seed, y, err, sizeof err);
+  if (rc == 0) rc = secagg_site_mask(&sa->s, shares, count, x, w, rounding_seed, y, err, sizeof err);
   if (rc != 0) log_error("round %u attempt %u: %s", sa->round, sa->attempt, err);
-  if (rc == 0) rc = send_masked(sa, y, words, metrics);
+  if (rc == 0) rc = send_masked(sa, y, words, &clear);
   if (rc == 0) {
     log_info("round %u attempt %u: masked update accepted (weight %.6g)", sa->round, sa->attempt, w);
     crash_hook("masked");
@@ -310,6 +327,7 @@ int site_secagg_finish(site_secagg *sa, const float *delta, uint64_t examples, u
   if (shares) OPENSSL_cleanse(shares, (size_t)n * sizeof *shares);
   free(shares);
   free(y);
+  free(x);
   return rc;
 }
 

@@ -4,8 +4,10 @@
  *   site_secagg_begin   stage 0 and 1, before training: fresh keys signed with the site's TLS key,
  *                       the peers' adverts checked against the CA, sealed shares sent.
  *   (local training, or the update kept from before a restart)
- *   site_secagg_finish  stage 2 and 3: the masked delta [w·range, w·(update − global)] sent in
- *                       chunks, then the site's reveals for the survivors the aggregator names.
+ *   site_secagg_finish  stage 2 and 3: the masked delta [w·range, w·(update − global), w·losses]
+ *                       sent in chunks (the losses as common/secagg_metrics.h encodes them; in
+ *                       the clear only steps and timings), then the site's reveals for the
+ *                       survivors the aggregator names.
  *
  * The keys live only in memory: a site restarted during an attempt takes no further part in it
  * (it is recovered as a dropout, or the attempt aborts) and joins the next attempt with the update
@@ -41,7 +43,8 @@ typedef struct {
 int site_secagg_begin(site_secagg *sa, rpc_client *rpc, const site_config *cfg, volatile int *stop,
                       const char *run_id, double range, double scale, const Fedlora__V1__RoundTask *task,
                       const char *me, size_t d);
-/* delta (d) = update − global; examples: this site's example count (its weight). */
+/* delta (d) = update − global; examples: this site's example count (its weight); metrics: what
+ * training measured, its losses NaN when they must not be sent at all. */
 int site_secagg_finish(site_secagg *sa, const float *delta, uint64_t examples, uint64_t rounding_seed,
                        const Fedlora__V1__SiteMetrics *metrics);
 /* Wipes the keys and shares. */

@@ -1,9 +1,14 @@
 #!/bin/bash
 # Issue 6, secure aggregation over the network: four sites x three rounds with secagg = on.
 #  - every committed round equals the example-weighted mean of the updates the sites kept within
-#    the quantisation bound tests/fed/check_secagg.py computes (and the check is sharp);
+#    the quantisation bound tests/fed/check_secagg.py computes (and the check is sharp); the
+#    aggregator kept no site's losses, and its pooled losses are the weighted means of the losses
+#    the sites kept, within their bound;
 #  - the same run with secagg off: round 1 (same start, same site seeds, so the same updates) is
-#    the same adapter within that bound, and the final adapters are close;
+#    the same adapter within that bound, its pooled validation loss the same within 2e-4, and the
+#    final adapters are close;
+#  - with dp = distributed: uniform weights, each site's noised update in the sum, and no pooled
+#    loss at all (the DP guarantee covers only the noised updates);
 #  - with secagg_transcript = on, every byte the aggregator stored (state_dir, including each
 #    message it received) holds no site's update or delta, and each masked vector is uncorrelated
 #    with its site's true delta.
@@ -35,6 +40,10 @@ else
   fed_bad "secagg: rounds or transcript"
 fi
 
+run dp "${sa_set[@]}" --set privacy.dp=distributed --set privacy.dp_clip=0.05 --set privacy.dp_noise_multiplier=1
+expect_in "dp: the sites added their noise shares" alpha.log "noise share added"
+if sa_check agg --uniform --no-losses; then fed_ok "dp: each round = the uniform mean within the bound; no loss"; else fed_bad "dp"; fi
+
 run plain
 cd "$fed_run"
 python3 - <<'PY' && fed_ok "plain vs secagg: round 1 equal within the bound, final adapters close" || fed_bad "plain vs secagg"
@@ -50,6 +59,10 @@ for r, tol in ((1, 5e-6), (3, 1e-4)):
     moved = max(abs(x - y) for x, y in zip(p, g))
     print(f"round {r}: secagg vs plain differ by at most {diff:.3g}; the round moved the adapter by {moved:.3g}")
     bad += not (diff <= tol and moved > 100 * diff)
+import json
+vp, vs = (json.loads(open(f"{d}/agg/metrics.jsonl").readline())["val_loss"] for d in ("plain", "secagg"))
+print(f"round 1: pooled validation loss plain {vp:.6f}, secagg {vs:.6f}")
+bad += not abs(vp - vs) <= 2e-4
 sys.exit(bad)
 PY
 fed_finish

@@ -11,7 +11,14 @@ metrics line names), rounds/r must equal g + Δ within the quantisation bound
   |error_i| ≤ (n/scale + |Δ_i|·n/(scale·range)) / (W − n/(scale·range)) + float32 rounding,
 n = the sites summed, W = Σ w_k (the weight travels quantised too). The check must be sharp: the
 same recomputation without one site's update must fail it. No update may exceed ±range (clipping
-would change the sum). With --transcript, every file under STATE_DIR is searched for any site's
+would change the sum).
+
+The sites' losses travel masked too (common/secagg_metrics.h): the metrics line must hold no site's
+train_loss, val_loss_before or tokens, and its pooled train_loss and val_loss must equal
+Σ w_k·loss_k / Σ w_k of the losses the sites kept with their updates within
+  L·2n/scale / (range·W − n/scale) + 4·L·2^-23     (L = 64, the loss scale),
+and without one site's loss the recomputation must fail it (where the sites' losses differ
+enough to tell). With --no-losses (DP plans) both pooled losses must be null. With --transcript, every file under STATE_DIR is searched for any site's
 update or delta bytes (32-byte windows), and each masked vector the aggregator kept must be
 uncorrelated with its site's true delta (|r| < 0.1). Exit status 0 when all holds."""
 import argparse, glob, hashlib, json, math, os, re, struct, sys
@@ -35,6 +42,7 @@ def main():
     ap.add_argument("--scale", type=float, default=1048576.0)
     ap.add_argument("--uniform", action="store_true")
     ap.add_argument("--transcript", action="store_true")
+    ap.add_argument("--no-losses", action="store_true")
     a = ap.parse_args()
     examples = {}
     for path in a.log:
@@ -51,11 +59,14 @@ def main():
         cur = adapter_payload(os.path.join(a.state, "rounds", f"{r:04d}"))
         digest = hashlib.sha256(pack(g)).hexdigest()
         n = len(g)
-        kept = {}
+        kept, losses = {}, {}
         for name, d in sites.items():
             path = os.path.join(d, "updates", f"r{r:04d}-{digest[:16]}.bin")
             if os.path.exists(path):
-                kept[name] = list(struct.unpack_from(f"<{n}f", open(path, "rb").read(), 0))
+                raw = open(path, "rb").read()
+                kept[name] = list(struct.unpack_from(f"<{n}f", raw, 0))
+                # the cache's metrics follow the update: train_loss, val_loss_before, ... (doubles)
+                losses[name] = struct.unpack_from("<2d", raw, 4 * n)
         summed = sorted(line["sites"])
         if not set(summed) <= set(kept):
             print(f"round {r}: summed {summed}, but kept updates only of {sorted(kept)}")
@@ -92,12 +103,48 @@ def main():
               f"{'fails' if sharp else 'PASSES (not sharp)'}")
         if ratio > 1 or not sharp:
             bad += 1
+        bad += check_losses(a, line, summed, w, losses)
         for s in summed:
             kept_all.setdefault(s, []).append((kept[s], [kept[s][i] - g[i] for i in range(n)], w[s], r))
     if a.transcript:
         bad += transcript_check(a, kept_all)
     print(f"worst error / bound = {worst_ratio:.3f}")
     return 1 if bad or not lines else 0
+
+
+LOSS_MAX = 64.0
+
+
+def check_losses(a, line, summed, w, losses):
+    r = line["round"]
+    bad = 0
+    for s in summed:
+        clear = {k: line["sites"][s].get(k) for k in ("train_loss", "val_loss_before", "tokens")}
+        if any(v is not None for v in clear.values()):
+            print(f"round {r}: the aggregator kept {s}'s {clear} (must be null under secagg)")
+            bad += 1
+    k = len(summed)
+    W = sum(w[s] for s in summed)
+    bound = LOSS_MAX * 2 * k / a.scale / (a.range * W - k / a.scale) + 4 * LOSS_MAX * F32
+    for key, idx in (("train_loss", 0), ("val_loss", 1)):
+        got = line.get(key)
+        if a.no_losses:
+            if got is not None:
+                print(f"round {r}: pooled {key} {got} under DP (must be null)")
+                bad += 1
+            continue
+
+        def pooled(names):
+            return sum(w[s] * losses[s][idx] for s in names) / sum(w[s] for s in names)
+
+        want, without = pooled(summed), pooled(summed[1:])
+        sharp = abs(without - want) > 2 * bound
+        ok = got is not None and abs(got - want) <= bound
+        print(f"round {r}: pooled {key} {got} vs {want:.6f} from the sites' own (bound {bound:.2g}); "
+              f"without {summed[0]}: {without:.6f}{'' if sharp else ' (too close to tell)'}")
+        if not ok or (sharp and abs(got - without) <= bound):
+            bad += 1
+    return bad
 
 
 def transcript_check(a, kept_all):
@@ -135,7 +182,7 @@ def transcript_check(a, kept_all):
         if not entry:
             continue
         _, delta, w, _ = entry[0]
-        words = struct.unpack(f"<{len(blobs[p]) // 4}i", blobs[p])[1:]
+        words = struct.unpack(f"<{len(blobs[p]) // 4}i", blobs[p])[1:1 + len(delta)]
         x = [float(v) for v in words]
         y = [w * v * a.scale for v in delta]
         corr = pearson(x, y)
