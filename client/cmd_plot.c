@@ -136,6 +136,19 @@ static int any_finite(const double *y, int n) {
   return 0;
 }
 
+static const double *site_series(const rounds *r, int s) { return r->site_loss + (size_t)s * r->cap; }
+
+/* Under secure aggregation the aggregator knows no site's own loss (only the pooled one), and with
+ * DP on top not even that: a site without a loss is left out of the legend, and a run without any
+ * loss gets no loss panel. */
+static int sites_with_loss(const rounds *r) {
+  int n = 0;
+  for (int s = 0; s < r->n_sites; s++) n += any_finite(site_series(r, s), r->n);
+  return n;
+}
+
+static int losses_known(const rounds *r) { return any_finite(r->pooled, r->n) || sites_with_loss(r) > 0; }
+
 static void range_update(const double *y, int n, double *lo, double *hi) {
   for (int i = 0; i < n; i++)
     if (isfinite(y[i])) *lo = fmin(*lo, y[i]), *hi = fmax(*hi, y[i]);
@@ -188,21 +201,23 @@ static void palette_set(void) {
   for (int i = 0; i < n; i++) plscol0(i, rgb[i][0], rgb[i][1], rgb[i][2]);
 }
 
-static void plot_draw(const rounds *r, double *xs, double *ys) {
+static void loss_panel_draw(const rounds *r, double *xs, double *ys) {
   int site_colors = 10;  // palette entries 2..11
-
   double lo = INFINITY, hi = -INFINITY;
   range_update(r->pooled, r->n, &lo, &hi);
-  for (int s = 0; s < r->n_sites; s++) range_update(r->site_loss + (size_t)s * r->cap, r->n, &lo, &hi);
-  if (!isfinite(lo)) lo = 0, hi = 1;
-  panel_begin(r, lo, hi, "loss", "validation loss of the global adapter, per site and pooled");
+  for (int s = 0; s < r->n_sites; s++) range_update(site_series(r, s), r->n, &lo, &hi);
+  panel_begin(r, lo, hi, "loss",
+              sites_with_loss(r) ? "validation loss of the global adapter, per site and pooled"
+                                 : "validation loss of the global adapter, pooled (no site's own: secure aggregation)");
   const char *text[MAX_SITES + 1];
   int colors[MAX_SITES + 1], styles[MAX_SITES + 1], n = 0;
   double widths[MAX_SITES + 1];
-  for (int s = 0; s < r->n_sites; s++, n++) {
+  for (int s = 0; s < r->n_sites; s++) {
+    if (!any_finite(site_series(r, s), r->n)) continue;
     /* beyond the palette, dashes tell sites of the same colour apart */
     colors[n] = 2 + s % site_colors, styles[n] = 1 + (s / site_colors) % 8, widths[n] = 2, text[n] = r->sites[s];
-    series_draw(r, r->site_loss + (size_t)s * r->cap, colors[n], styles[n], widths[n], xs, ys);
+    series_draw(r, site_series(r, s), colors[n], styles[n], widths[n], xs, ys);
+    n++;
   }
   if (any_finite(r->pooled, r->n)) {
     colors[n] = 1, styles[n] = 1, widths[n] = 3, text[n] = "pooled";
@@ -210,8 +225,12 @@ static void plot_draw(const rounds *r, double *xs, double *ys) {
     n++;
   }
   legend_draw(n, text, colors, styles, widths);
+}
 
-  lo = 0, hi = 1;
+static void plot_draw(const rounds *r, double *xs, double *ys) {
+  if (losses_known(r)) loss_panel_draw(r, xs, ys);
+
+  double lo = 0, hi = 1;
   range_update(r->participants, r->n, &lo, &hi);
   panel_begin(r, 0, hi, "sites", "participants per round");
   series_draw(r, r->participants, 2, 1, 2, xs, ys);
@@ -229,7 +248,8 @@ static void usage(FILE *out) {
           "  STATE_DIR     the aggregator's state directory (holding metrics.jsonl)\n"
           "  -o FILE       the picture; its extension picks PNG or SVG\n"
           "Panels: validation loss per site and pooled, participants per round, and epsilon spent when the run\n"
-          "used differential privacy.\n");
+          "used differential privacy. Under secure aggregation the aggregator knows only the pooled loss, and\n"
+          "with differential privacy on top no loss at all: the loss panel shows what there is, or is left out.\n");
 }
 
 /* The PLplot device for the output's extension, or NULL. */
@@ -292,7 +312,7 @@ int cmd_plot(int argc, char **argv) {
     free(xs), free(ys), free_rounds(&r);
     return 1;
   }
-  int panels = any_finite(r.epsilon, r.n) ? 3 : 2;
+  int panels = losses_known(&r) + 1 + any_finite(r.epsilon, r.n);
   plsdev(device);
   plsfnam(out);
   plspage(0, 0, 1000, 330 * panels, 0, 0);
@@ -301,7 +321,9 @@ int cmd_plot(int argc, char **argv) {
   plinit();
   plot_draw(&r, xs, ys);
   plend();
-  printf("%s: %d rounds, %d sites%s\n", out, r.n, r.n_sites, panels == 3 ? ", epsilon" : "");
+  printf("%s: %d rounds, %d sites, %s%s\n", out, r.n, r.n_sites,
+         !losses_known(&r) ? "no losses" : sites_with_loss(&r) ? "losses per site and pooled" : "pooled loss only",
+         any_finite(r.epsilon, r.n) ? ", epsilon" : "");
   free(xs), free(ys), free_rounds(&r);
   return 0;
 }

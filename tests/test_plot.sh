@@ -1,5 +1,6 @@
 # fedlora plot: a metrics.jsonl of 3 sites over 4 rounds (one site missing round 3, DP on) drawn as PNG
-# and SVG. The SVG's thick polylines are the data series: their count, their colours, the legend texts,
+# and SVG, and the same run without DP, under secure aggregation (no site's own loss) and under both
+# (no loss). The SVG's thick polylines are the data series: their count, their colours, the legend texts,
 # and their points against the data (one affine map per panel, fitted on two points, must hold for all).
 set -u
 fedlora="$FEDLORA_BUILD_DIR/fedlora"
@@ -86,6 +87,34 @@ mkdir -p "$dir/nodp"
 sed 's/,"dp":{[^}]*}//' "$dir/state/metrics.jsonl" > "$dir/nodp/metrics.jsonl"
 "$fedlora" plot "$dir/nodp" -o "$dir/nodp.svg" || fail "plot without dp"
 python3 "$dir/check.py" "$dir/nodp.svg" "$dir/nodp/metrics.jsonl" || fail "svg of the run without dp"
+
+# Under secure aggregation the sites' losses are null: only the pooled loss is drawn and named; with DP
+# on top not even that, and the loss panel is left out. Thick polylines are the data series.
+series_and_legend() {
+  python3 - "$1" <<'EOF'
+import html, re, sys
+svg = open(sys.argv[1]).read()
+thick = [p for w, p in re.findall(r'<polyline\s+stroke-width="([^"]+)"[^/]*?points="([^"]*)"', svg)
+         if float(w) > 1 and len(p.split()) >= 3]
+texts = [html.unescape(t) for t in re.findall(r'<tspan[^>]*>([^<]*)', svg)]
+names = [t for t in texts if t in ("north", "south", "west", "pooled")]
+losses = any(t.startswith("validation loss") for t in texts)
+print(len(thick), ",".join(names), "loss-panel" if losses else "no-loss-panel")
+EOF
+}
+mkdir -p "$dir/secagg" "$dir/secagg-dp"
+sed -E 's/"(val_loss_before|train_loss)":[0-9.]+/"\1":null/g' "$dir/nodp/metrics.jsonl" > "$dir/secagg/metrics.jsonl"
+sed -E 's/"(val_loss_before|train_loss|val_loss)":[0-9.]+/"\1":null/g' "$dir/state/metrics.jsonl" > "$dir/secagg-dp/metrics.jsonl"
+out=$("$fedlora" plot "$dir/secagg" -o "$dir/secagg.svg") || fail "plot of a secagg run"
+[ "$out" = "$dir/secagg.svg: 4 rounds, 3 sites, pooled loss only" ] || fail "secagg summary: $out"
+got=$(series_and_legend "$dir/secagg.svg")
+[ "$got" = "2 pooled loss-panel" ] || fail "secagg: want the pooled loss and participants, got [$got]"
+out=$("$fedlora" plot "$dir/secagg-dp" -o "$dir/secagg-dp.svg") || fail "plot of a secagg+dp run"
+[ "$out" = "$dir/secagg-dp.svg: 4 rounds, 3 sites, no losses, epsilon" ] || fail "secagg+dp summary: $out"
+got=$(series_and_legend "$dir/secagg-dp.svg")
+[ "$got" = "2  no-loss-panel" ] || fail "secagg+dp: want participants and epsilon only, got [$got]"
+got=$(series_and_legend "$dir/nodp.svg")
+[ "$got" = "5 north,south,west,pooled loss-panel" ] || fail "the plain run's series and legend: [$got]"
 
 # errors: exit 2 with the reason
 out=$("$fedlora" plot "$dir/empty" -o "$dir/x.png" 2>&1); rc=$?
