@@ -303,15 +303,22 @@ void secagg_server_free(secagg_server *v) {
   v->reveals = NULL;
 }
 
-static int expect_stage(secagg_server *v, secagg_stage want, int from, char *err, size_t errlen) {
+static int in_stage(const secagg_server *v, secagg_stage want, char *err, size_t errlen) {
   static const char *const names[] = {"keys", "shares", "masked", "unmask", "done", "aborted"};
-  if (v->stage != want)
-    return snprintf(err, errlen, "secagg: the round is in stage %s, not %s", names[v->stage], names[want]), -1;
+  if (v->stage == want) return 0;
+  return snprintf(err, errlen, "secagg: the round is in stage %s, not %s", names[v->stage], names[want]), -1;
+}
+
+static int expect_stage(secagg_server *v, secagg_stage want, int from, char *err, size_t errlen) {
+  if (in_stage(v, want, err, errlen) != 0) return -1;
   if (from < 0 || from >= v->p.n) return snprintf(err, errlen, "secagg: site index %d of %d", from, v->p.n), -1;
   return 0;
 }
 
-static int close_stage(secagg_server *v, const uint8_t *set, const char *what, char *err, size_t errlen) {
+/* Closes stage `want` when at least t sites are in set; aborts the round otherwise. */
+static int close_stage(secagg_server *v, secagg_stage want, const uint8_t *set, const char *what, char *err,
+                       size_t errlen) {
+  if (in_stage(v, want, err, errlen) != 0) return -1;
   int c = count(set, v->p.n);
   if (c >= v->p.t) return 0;
   v->stage = SECAGG_ABORTED;
@@ -326,7 +333,7 @@ int secagg_server_add_advert(secagg_server *v, const secagg_advert *a, char *err
 }
 
 int secagg_server_close_keys(secagg_server *v, char *err, size_t errlen) {
-  if (v->stage != SECAGG_KEYS || close_stage(v, v->in_u1, "adverts", err, errlen) != 0) return -1;
+  if (close_stage(v, SECAGG_KEYS, v->in_u1, "adverts", err, errlen) != 0) return -1;
   v->stage = SECAGG_SHARES;
   return 0;
 }
@@ -339,7 +346,7 @@ int secagg_server_add_shares(secagg_server *v, int from, char *err, size_t errle
 }
 
 int secagg_server_close_shares(secagg_server *v, char *err, size_t errlen) {
-  if (v->stage != SECAGG_SHARES || close_stage(v, v->in_u2, "share senders", err, errlen) != 0) return -1;
+  if (close_stage(v, SECAGG_SHARES, v->in_u2, "share senders", err, errlen) != 0) return -1;
   v->stage = SECAGG_MASKED;
   return 0;
 }
@@ -354,7 +361,7 @@ int secagg_server_add_masked(secagg_server *v, int from, const uint32_t *y, char
 }
 
 int secagg_server_close_masked(secagg_server *v, char *err, size_t errlen) {
-  if (v->stage != SECAGG_MASKED || close_stage(v, v->in_u3, "masked inputs", err, errlen) != 0) return -1;
+  if (close_stage(v, SECAGG_MASKED, v->in_u3, "masked inputs", err, errlen) != 0) return -1;
   v->stage = SECAGG_UNMASK;
   return 0;
 }
@@ -392,8 +399,7 @@ static int recover(secagg_server *v, int i, uint8_t secret[SHAMIR_SECRET_BYTES])
 
 int secagg_server_finish(secagg_server *v, float *mean, double *w_sum, char *err, size_t errlen) {
   const secagg_params *p = &v->p;
-  if (v->stage != SECAGG_UNMASK) return snprintf(err, errlen, "secagg: nothing to unmask"), -1;
-  if (close_stage(v, v->revealed, "reveals", err, errlen) != 0) return -1;
+  if (close_stage(v, SECAGG_UNMASK, v->revealed, "reveals", err, errlen) != 0) return -1;
   int rc = 0;
   for (int i = 0; i < p->n && rc == 0; i++) {
     if (!v->in_u2[i]) continue;
