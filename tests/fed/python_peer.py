@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""A site written against proto/fedlora.proto alone, with another stack: Python's grpcio for gRPC and
+Google's protobuf runtime for the messages (from `protoc --python_out`), so nothing of fedlora's C
+code (protobuf-c, its RPC layer, its payload code) is on this side of the wire.
+
+  python_peer.py --server HOST:PORT --ca CA --cert CERT --key KEY --proto fedlora.proto \
+                 --base BASE_DIR --examples N --state SITE_STATE_DIR
+
+It joins (the base model's fingerprint recomputed here from its documented definition), reads
+the plan and the status, waits for its TRAIN task, downloads the global adapter in chunks and checks
+it against the task's digest, sends bad updates that must be refused with the right gRPC status
+and a message, then a good one (the global adapter plus a fixed delta; acknowledged with its
+digest, and again as a duplicate), keeps it as a fedlora site would (SITE_STATE/updates/, for
+tests/fed/check_rounds.py), and finally downloads the run's final adapter. Every check prints
+"ok   ..." or "FAIL ..."; the exit status is the number of failures (0: all held)."""
+import argparse
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    failures += not cond
+
+
+def fingerprint(base):
+    """common/fingerprint.h: every *.safetensors file in name order, each as name, NUL, 8-byte
+    little-endian size, bytes."""
+    h = hashlib.sha256()
+    for name in sorted(n for n in os.listdir(base) if n.endswith(".safetensors")):
+        data = open(os.path.join(base, name), "rb").read()
+        h.update(name.encode() + b"\0" + struct.pack("<Q", len(data)) + data)
+    return h.hexdigest()
+
+
+def load_messages(proto):
+    out = tempfile.mkdtemp(prefix="fedlora-peer-")
+    subprocess.run(["protoc", f"-I{os.path.dirname(os.path.abspath(proto))}", f"--python_out={out}",
+                    os.path.basename(proto)], check=True, cwd=os.path.dirname(os.path.abspath(proto)))
+    sys.path.insert(0, out)
+    import fedlora_pb2
+    return fedlora_pb2
+
+
+def expect_error(call, code, words, what):
+    try:
+        call()
+    except grpc.RpcError as e:
+        got = e.code()
+        ok = got == code and all(w in e.details() for w in words)
+        check(ok, f"{what}: {got.name} '{e.details()}'" + ("" if ok else f" (want {code.name} with {words})"))
+        return
+    check(False, f"{what}: accepted (want {code.name})")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for name in ("server", "ca", "cert", "key", "proto", "base", "state"):
+        ap.add_argument("--" + name, required=True)
+    ap.add_argument("--examples", type=int, required=True)
+    a = ap.parse_args()
+    pb = load_messages(a.proto)
+    creds = grpc.ssl_channel_credentials(open(a.ca, "rb").read(), open(a.key, "rb").read(),
+                                         open(a.cert, "rb").read())
+    channel = grpc.secure_channel(a.server, creds)
+    svc = "/fedlora.v1.Federation/"
+
+    def unary(name, req, resp):
+        return channel.unary_unary(svc + name, request_serializer=req.SerializeToString,
+                                   response_deserializer=resp.FromString)
+
+    join = unary("Join", pb.JoinRequest, pb.JoinResponse)
+    await_round = unary("AwaitRound", pb.AwaitRoundRequest, pb.RoundTask)
+    status = unary("GetStatus", pb.StatusRequest, pb.Status)
+    download = channel.unary_stream(svc + "DownloadAdapter", request_serializer=pb.DownloadRequest.SerializeToString,
+                                    response_deserializer=pb.Chunk.FromString)
+    submit = channel.stream_unary(svc + "SubmitUpdate", request_serializer=pb.UpdateChunk.SerializeToString,
+                                  response_deserializer=pb.SubmitResponse.FromString)
+
+    # --- join
+    fp = fingerprint(a.base)
+    expect_error(lambda: join(pb.JoinRequest(base_model_fingerprint="00" * 32, train_examples=a.examples,
+                                             client_version="python-peer"), timeout=30),
+                 grpc.StatusCode.FAILED_PRECONDITION, ["fingerprint"], "a join with another base model is refused")
+    plan = join(pb.JoinRequest(base_model_fingerprint=fp, train_examples=a.examples, val_examples=10,
+                               client_version="python-peer"), timeout=30)
+    check(plan.site == "alpha" and plan.base_model_fingerprint == fp and plan.lora.rank > 0 and len(plan.run_id) > 0,
+          f"joined as '{plan.site}' (the certificate's CN) in run {plan.run_id}: LoRA r={plan.lora.rank} on "
+          f"{list(plan.lora.target_modules)}, {plan.rounds.total_rounds} round(s)")
+    expect_error(lambda: unary("NoSuchMethod", pb.StatusRequest, pb.Status)(pb.StatusRequest(), timeout=30),
+                 grpc.StatusCode.UNIMPLEMENTED, [], "a method the service does not have")
+    st = status(pb.StatusRequest(), timeout=30)
+    check(st.run_id == plan.run_id and any(s.name == "alpha" and s.joined for s in st.sites),
+          f"status names the run and alpha as joined ({[(s.name, s.joined) for s in st.sites]})")
+
+    # --- the TRAIN task (long-poll: WAIT until the round opens)
+    deadline = time.time() + 90
+    task = pb.RoundTask()
+    while time.time() < deadline:
+        task = await_round(pb.AwaitRoundRequest(last_round=0), timeout=60)
+        if task.kind != pb.RoundTask.WAIT:
+            break
+    check(task.kind == pb.RoundTask.TRAIN and task.round == 1 and len(task.adapter_sha256) == 32 and task.manifest,
+          f"round {task.round}: TRAIN task from round {task.base_round}'s adapter ({task.adapter_size} bytes), "
+          f"with a signed manifest of {len(task.manifest)} bytes")
+    with open(os.path.join(a.state, "manifest.json"), "w") as f:
+        f.write(task.manifest)
+
+    def fetch(round_):
+        header, parts, offset = None, [], 0
+        for i, c in enumerate(download(pb.DownloadRequest(round=round_), timeout=60)):
+            if i == 0:
+                header = c.header
+            check_order = c.offset == offset and (i == 0) == c.HasField("header")
+            if not check_order:
+                check(False, f"download chunk {i}: offset {c.offset}, want {offset}; header only first")
+            parts.append(c.data)
+            offset += len(c.data)
+        return header, b"".join(parts)
+
+    header, payload = fetch(task.base_round)
+    check(header is not None and len(payload) == header.total_size == task.adapter_size and
+          hashlib.sha256(payload).digest() == header.sha256 == task.adapter_sha256,
+          f"global adapter: {len(payload)} bytes in {len(header.tensors)} tensors, its digest the task's")
+    check(all(t.dtype == pb.DTYPE_F32 for t in header.tensors) and
+          sum(t.length for t in header.tensors) == len(payload), "the tensor specs tile the payload (f32)")
+
+    # --- an update: the global adapter plus a fixed delta
+    n = len(payload) // 4
+    g = struct.unpack(f"<{n}f", payload)
+    update = struct.pack(f"<{n}f", *[x + 1e-3 * ((i % 7) - 3) for i, x in enumerate(g)])
+    sha = hashlib.sha256(update).digest()
+    metrics = pb.SiteMetrics(train_loss=2.5, val_loss_before=3.25, tokens=1000, steps=10, seconds=1.0)
+
+    def chunks(data, round_=1, examples=a.examples, total=None, digest=None, size=1 << 20):
+        h = pb.UpdateHeader(round=round_, example_count=examples, metrics=metrics,
+                            payload=pb.PayloadHeader(tensors=header.tensors,
+                                                     total_size=len(data) if total is None else total,
+                                                     sha256=sha if digest is None else digest))
+        for off in range(0, len(data), size):
+            c = pb.UpdateChunk(offset=off, data=data[off:off + size])
+            if off == 0:
+                c.header.CopyFrom(h)
+            yield c
+
+    expect_error(lambda: submit(chunks(update, examples=a.examples + 1), timeout=60),
+                 grpc.StatusCode.INVALID_ARGUMENT, ["example"], "more examples than declared at Join")
+    expect_error(lambda: submit(chunks(update, round_=2), timeout=60),
+                 grpc.StatusCode.FAILED_PRECONDITION, ["round"], "an update for a round that is not open")
+    expect_error(lambda: submit(chunks(update[:-4], total=len(update)), timeout=60),
+                 grpc.StatusCode.INVALID_ARGUMENT, [], "a payload shorter than its header says")
+    expect_error(lambda: submit(chunks(update, digest=b"\0" * 32), timeout=60),
+                 grpc.StatusCode.DATA_LOSS, ["SHA-256"], "bytes that do not hash to the declared digest")
+    # the aggregator's receive limit is 4 MiB + 64 KiB (common/rpc_wire.h); this chunk is 5 MiB
+    huge = bytes(5 << 20)
+    expect_error(lambda: submit(chunks(huge, size=len(huge)), timeout=60),
+                 grpc.StatusCode.RESOURCE_EXHAUSTED, [], "one message above the receive limit")
+    bad = bytearray(update)
+    bad[0:4] = struct.pack("<f", float("nan"))
+    expect_error(lambda: submit(chunks(bytes(bad), digest=hashlib.sha256(bad).digest()), timeout=60),
+                 grpc.StatusCode.INVALID_ARGUMENT, ["NaN", "element 0", header.tensors[0].name],
+                 "an update that is not finite")
+
+    r = submit(chunks(update), timeout=60)
+    check(not r.duplicate and r.sha256 == sha, f"the update is accepted with its digest ({r.message or 'no message'})")
+    r = submit(chunks(update), timeout=60)
+    check(r.duplicate and r.sha256 == sha, "the same bytes again: acknowledged as a duplicate")
+    # kept as a fedlora site keeps it (the payload, then 6 doubles of metrics), for check_rounds.py
+    os.makedirs(os.path.join(a.state, "updates"), exist_ok=True)
+    with open(os.path.join(a.state, "updates", f"r0001-{task.adapter_sha256.hex()[:16]}.bin"), "wb") as f:
+        f.write(update + struct.pack("<6d", 2.5, 3.25, 1000, 10, 1.0, 0.0))
+
+    # --- the end of the run and its final adapter
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        task = await_round(pb.AwaitRoundRequest(last_round=1), timeout=60)
+        if task.kind == pb.RoundTask.FINISHED:
+            break
+    check(task.kind == pb.RoundTask.FINISHED and task.final_round == 1, f"the run finished at round {task.final_round}")
+    header, final = fetch(task.final_round)
+    check(hashlib.sha256(final).digest() == task.adapter_sha256 and final != payload,
+          f"the final adapter ({len(final)} bytes) hashes to the task's digest and moved")
+    with open(os.path.join(a.state, "final.bin"), "wb") as f:
+        f.write(final)
+    expect_error(lambda: fetch(99), grpc.StatusCode.NOT_FOUND, ["99"], "the adapter of a round never committed")
+    print(f"python peer: {failures} failed")
+    return min(failures, 100)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
