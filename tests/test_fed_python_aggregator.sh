@@ -13,20 +13,12 @@
 # Needs python3-grpcio, python3-protobuf and protobuf-compiler (scripts/deps.sh installs them).
 source "$FEDLORA_SOURCE_DIR/tests/fed/lib.sh"
 
-py=
-for candidate in python3 /usr/bin/python3; do
-  if "$candidate" -c 'import grpc, google.protobuf' 2>/dev/null; then py=$candidate; break; fi
-done
-if [ -z "$py" ] || ! command -v protoc >/dev/null; then
-  fed_bad "no python3 with grpc and protobuf, or no protoc: apt-get install python3-grpcio python3-protobuf protobuf-compiler (scripts/deps.sh)"
-  fed_finish
-  exit 1
-fi
+fed_grpc_python
 
 # start_python_aggregator [options]: starts it (log pyagg.log, results in pyagg/) and sets fed_port.
 start_python_aggregator() {
   mkdir -p pyagg
-  "$py" "$FEDLORA_SOURCE_DIR/tests/fed/python_aggregator.py" --port-file pyagg/port --ca pki/ca.pem \
+  "$fed_py" "$FEDLORA_SOURCE_DIR/tests/fed/python_aggregator.py" --port-file pyagg/port --ca pki/ca.pem \
     --cert pki/aggregator.pem --key pki/aggregator.key --proto "$FEDLORA_SOURCE_DIR/proto/fedlora.proto" \
     --base base --out pyagg "$@" >pyagg.log 2>&1 &
   fed_pid[pyagg]=$!

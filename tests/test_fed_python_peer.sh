@@ -9,21 +9,13 @@
 # Needs python3-grpcio, python3-protobuf and protobuf-compiler (scripts/deps.sh installs them).
 source "$FEDLORA_SOURCE_DIR/tests/fed/lib.sh"
 
-py=
-for candidate in python3 /usr/bin/python3; do
-  if "$candidate" -c 'import grpc, google.protobuf' 2>/dev/null; then py=$candidate; break; fi
-done
-if [ -z "$py" ] || ! command -v protoc >/dev/null; then
-  fed_bad "no python3 with grpc and protobuf, or no protoc: apt-get install python3-grpcio python3-protobuf protobuf-compiler (scripts/deps.sh)"
-  fed_finish
-  exit 1
-fi
+fed_grpc_python
 
 fed_start_agg agg --set rounds.total=1
 fed_start_site beta
 fed_start_site gamma
 mkdir -p site-alpha
-if "$py" "$FEDLORA_SOURCE_DIR/tests/fed/python_peer.py" --server "127.0.0.1:$fed_port" --ca pki/ca.pem \
+if "$fed_py" "$FEDLORA_SOURCE_DIR/tests/fed/python_peer.py" --server "127.0.0.1:$fed_port" --ca pki/ca.pem \
     --cert pki/alpha.pem --key pki/alpha.key --proto "$FEDLORA_SOURCE_DIR/proto/fedlora.proto" --base base \
     --examples 200 --state site-alpha >peer.log 2>&1; then
   fed_ok "the Python site's checks all hold"

@@ -178,6 +178,22 @@ fed_kill() {
   unset "fed_pid[$1]"
 }
 
+# fed_grpc_python: sets fed_py to a python3 with grpcio and Google's protobuf runtime, for the
+# Python peers of the wire protocol (tests/fed/python_*.py); without one, or without protoc, the
+# test fails here saying what to install.
+fed_grpc_python() {
+  local candidate
+  fed_py=
+  for candidate in python3 /usr/bin/python3; do
+    if "$candidate" -c 'import grpc, google.protobuf' 2>/dev/null; then fed_py=$candidate; break; fi
+  done
+  if [ -z "$fed_py" ] || ! command -v protoc >/dev/null; then
+    fed_bad "no python3 with grpc and protobuf, or no protoc: apt-get install python3-grpcio python3-protobuf protobuf-compiler (scripts/deps.sh)"
+    fed_finish
+    exit 1
+  fi
+}
+
 # fed_check_rounds STATE_DIR [checker options]: the independent recomputation of every committed
 # round from the sites' kept updates (tests/fed/check_rounds.py).
 fed_check_rounds() {

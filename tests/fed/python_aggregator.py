@@ -35,40 +35,16 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import grpc
 
+from wire_peer import Checks, fingerprint, load_messages
+
 MODULES = [("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v_proj"), ("self_attn", "o_proj"),
            ("mlp", "gate_proj"), ("mlp", "up_proj"), ("mlp", "down_proj")]
 CHUNK = 1 << 20
-failures = 0
-lock = threading.Lock()
-
-
-def check(cond, what):
-    global failures
-    with lock:
-        print(("ok   " if cond else "FAIL ") + what, flush=True)
-        failures += not cond
-
-
-def fingerprint(base):
-    h = hashlib.sha256()
-    for name in sorted(n for n in os.listdir(base) if n.endswith(".safetensors")):
-        data = open(os.path.join(base, name), "rb").read()
-        h.update(name.encode() + b"\0" + struct.pack("<Q", len(data)) + data)
-    return h.hexdigest()
-
-
-def load_messages(proto):
-    out = tempfile.mkdtemp(prefix="fedlora-pyagg-")
-    where = os.path.dirname(os.path.abspath(proto))
-    subprocess.run(["protoc", f"-I{where}", f"--python_out={out}", os.path.basename(proto)], check=True, cwd=where)
-    sys.path.insert(0, out)
-    import fedlora_pb2
-    return fedlora_pb2
+check = Checks()
 
 
 def adapter_specs(pb, base, rank, targets):
@@ -130,7 +106,6 @@ class Aggregator:
         self.faults = [f for f in a.faults.split(",") if f]
         self.sign_key = a.sign_key or a.key
         self.sign_cert = open(a.sign_cert or a.cert).read()
-        self.done = threading.Event()
 
     def manifest(self, round_, base_round, payload):
         body = json.dumps({"run_id": self.plan.run_id, "round": round_, "attempt": 0, "base_round": base_round,
@@ -231,7 +206,6 @@ class Aggregator:
         check(m.steps == 5 and m.train_loss > 0 and m.tokens > 0,
               f"Submit: metrics steps {m.steps}, train loss {m.train_loss:.4f}, {m.tokens} tokens")
         self.final = data
-        self.update = data
         return pb.SubmitResponse(sha256=hashlib.sha256(data).digest(), message="accepted by the Python aggregator")
 
     def status(self, req, ctx):
@@ -283,10 +257,10 @@ def main():
     server.stop(1)
     if agg.faults:
         check(False, f"faults never served: {agg.faults}")
-    json.dump({"failures": failures, "plan_sha256": agg.plan_sha,
+    json.dump({"failures": check.failures, "plan_sha256": agg.plan_sha,
                "update": (agg.final or b"").hex()}, open(os.path.join(a.out, "result.json"), "w"))
-    print(f"python aggregator: {failures} failed", flush=True)
-    return min(failures, 100)
+    print(f"python aggregator: {check.failures} failed", flush=True)
+    return min(check.failures, 100)
 
 
 if __name__ == "__main__":

@@ -17,39 +17,14 @@ import argparse
 import hashlib
 import os
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 
 import grpc
 
-failures = 0
+from wire_peer import Checks, fingerprint, load_messages
 
-
-def check(cond, what):
-    global failures
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    failures += not cond
-
-
-def fingerprint(base):
-    """common/fingerprint.h: every *.safetensors file in name order, each as name, NUL, 8-byte
-    little-endian size, bytes."""
-    h = hashlib.sha256()
-    for name in sorted(n for n in os.listdir(base) if n.endswith(".safetensors")):
-        data = open(os.path.join(base, name), "rb").read()
-        h.update(name.encode() + b"\0" + struct.pack("<Q", len(data)) + data)
-    return h.hexdigest()
-
-
-def load_messages(proto):
-    out = tempfile.mkdtemp(prefix="fedlora-peer-")
-    subprocess.run(["protoc", f"-I{os.path.dirname(os.path.abspath(proto))}", f"--python_out={out}",
-                    os.path.basename(proto)], check=True, cwd=os.path.dirname(os.path.abspath(proto)))
-    sys.path.insert(0, out)
-    import fedlora_pb2
-    return fedlora_pb2
+check = Checks()
 
 
 def expect_error(call, code, words, what):
@@ -193,8 +168,8 @@ def main():
     with open(os.path.join(a.state, "final.bin"), "wb") as f:
         f.write(final)
     expect_error(lambda: fetch(99), grpc.StatusCode.NOT_FOUND, ["99"], "the adapter of a round never committed")
-    print(f"python peer: {failures} failed")
-    return min(failures, 100)
+    print(f"python peer: {check.failures} failed")
+    return min(check.failures, 100)
 
 
 if __name__ == "__main__":
