@@ -1,6 +1,9 @@
 #include "harness.h"
 
+#include <ftw.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 int harness_failures;
@@ -45,6 +48,26 @@ const char *harness_shared(const char *relative) {
 const char *harness_source(const char *relative) { return env_path("FEDLORA_SOURCE_DIR", relative); }
 const char *harness_build(const char *relative) { return env_path("FEDLORA_BUILD_DIR", relative); }
 
+/* The scratch directories made so far, removed at exit when every check passed (kept for a look
+ * when one failed, or with FEDLORA_TEST_KEEP set). */
+enum { TMPDIRS_MAX = 256 };
+static char tmpdirs[TMPDIRS_MAX][64];
+static int n_tmpdirs;
+static pthread_mutex_t tmpdirs_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path) == 0 ? 0 : (perror(path), 0);
+}
+
+static void tmpdirs_remove(void) {
+  if (getenv("FEDLORA_TEST_KEEP") || harness_failures) {
+    for (int i = 0; i < n_tmpdirs; i++) fprintf(stderr, "kept %s\n", tmpdirs[i]);
+    return;
+  }
+  for (int i = 0; i < n_tmpdirs; i++) nftw(tmpdirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *harness_tmpdir(void) {
   static __thread char dir[64];
   snprintf(dir, sizeof dir, "/tmp/fedlora-test-XXXXXX");
@@ -52,6 +75,10 @@ const char *harness_tmpdir(void) {
     perror("mkdtemp");
     exit(2);
   }
+  pthread_mutex_lock(&tmpdirs_mu);
+  if (n_tmpdirs == 0) atexit(tmpdirs_remove);
+  if (n_tmpdirs < TMPDIRS_MAX) snprintf(tmpdirs[n_tmpdirs++], sizeof tmpdirs[0], "%s", dir);
+  pthread_mutex_unlock(&tmpdirs_mu);
   return dir;
 }
 
