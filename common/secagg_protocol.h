@@ -50,7 +50,8 @@ typedef struct {
   char names[SECAGG_MAX_SITES][SECAGG_NAME_BYTES]; /* sorted */
   int t;                                          /* Shamir threshold, 2 ≤ t ≤ n */
   double range, scale;                            /* fixed-point encoding (secagg_math.h) */
-  size_t d;                                       /* update floats; the masked vector has d + 1 words */
+  size_t d;                                       /* floats to sum (an update and the loss coordinates of
+                                                     secagg_metrics.h); the masked vector has d + 1 words */
 } secagg_params;
 
 /* Default threshold: the smallest t > 2n/3. */
