@@ -162,7 +162,8 @@ static const config_field fields[] = {
     {"privacy", "dp_epsilon_budget", CFG_DOUBLE, AT(privacy.dp_epsilon_budget), "0", 0, 1e6,
      .help = "stop the run before epsilon would exceed this; 0 = no budget"},
     {"privacy", "secagg_threshold", CFG_INT, AT(privacy.secagg_threshold), "0", 0, INTS,
-     .help = "Shamir threshold t: shares needed to recover a dropped site's masks; 0 = automatic"},
+     .help = "Shamir threshold t: shares needed to recover a dropped site's masks; above half the sites; "
+             "0 = automatic (the smallest above 2/3)"},
     {"privacy", "secagg_clip_range", CFG_DOUBLE, AT(privacy.secagg_clip_range), "1.0", 0, 1e6, .flags = CFG_ABOVE_MIN,
      .help = "update values are clipped to [-range, range] before fixed-point encoding"},
     {"privacy", "secagg_scale", CFG_DOUBLE, AT(privacy.secagg_scale), "1048576", 0, 2147483647.0,
@@ -234,9 +235,13 @@ static int validate(void *p, config_ctx *ctx) {
     if (c->rounds.min_clients < 2)
       return config_fail(ctx, "rounds", "min_clients",
                          "secure aggregation needs at least 2 (a sum of one update is that update)");
-    if (c->privacy.secagg_threshold == 1 || c->privacy.secagg_threshold > sites)
-      return config_fail(ctx, "privacy", "secagg_threshold", "%d must be 0 (automatic) or in [2, %d sites]",
-                         c->privacy.secagg_threshold, sites);
+    int least = sites / 2 + 1 > 2 ? sites / 2 + 1 : 2;
+    if (c->privacy.secagg_threshold != 0 &&
+        (c->privacy.secagg_threshold < least || c->privacy.secagg_threshold > sites))
+      return config_fail(ctx, "privacy", "secagg_threshold",
+                         "%d must be 0 (automatic) or in [%d, %d sites]: above half the sites, or an aggregator "
+                         "could unmask one site's update alone (and the sites refuse such a round)",
+                         c->privacy.secagg_threshold, least, sites);
     if (secagg_fixed_check(c->privacy.secagg_clip_range, c->privacy.secagg_scale, sites) != 0)
       return config_fail(ctx, "privacy", "secagg_scale",
                          "%g x secagg_clip_range %g x %d sites overflows the 32-bit masked sum; lower it",

@@ -300,6 +300,11 @@ static int site_round(site *s, const Fedlora__V1__RoundTask *task) {
   if (s->secagg) {
     int r = site_secagg_begin(&sa, s->rpc, s->cfg, s->stop, s->run_id, s->secagg_range, s->secagg_scale, task, s->site,
                               pl->floats);
+    if (r == SITE_SECAGG_REFUSED) {
+      site_audit_refused(s->audit, "secagg", task->round, GRPC_STATUS_FAILED_PRECONDITION, sa.refusal);
+      rc = SITE_EXIT_REFUSED;
+      goto done;
+    }
     if (r != 0) {
       rc = r == SITE_SECAGG_GONE ? 0 : -1;
       goto done;

@@ -193,6 +193,13 @@ int site_secagg_begin(site_secagg *sa, rpc_client *rpc, const site_config *cfg, 
     log_error("round %u: this site ('%s') is not among the task's secagg sites", task->round, me);
     return -1;
   }
+  /* Parameters no honest aggregator sends (a threshold at most half the sites, unsorted names):
+   * nothing is advertised, so nothing of this site can be unmasked. */
+  if (secagg_params_check(&p, sa->refusal, sizeof sa->refusal) != 0) {
+    log_error("round %u attempt %u: secure-aggregation task refused, nothing trained or sent: %s", task->round,
+              task->attempt, sa->refusal);
+    return SITE_SECAGG_REFUSED;
+  }
   int rc = advertise(sa, &p, idx);
   if (rc == 0) rc = share(sa);
   if (rc == 0) crash_hook("shares");

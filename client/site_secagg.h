@@ -12,7 +12,9 @@
  * The keys live only in memory: a site restarted during an attempt takes no further part in it
  * (it is recovered as a dropout, or the attempt aborts) and joins the next attempt with the update
  * it kept. Results: 0 done; SITE_SECAGG_GONE when the attempt is over (aborted or superseded):
- * ask AwaitRound again; -1 on any other failure (logged).
+ * ask AwaitRound again; SITE_SECAGG_REFUSED (begin) when the task's parameters would let the
+ * aggregator unmask this site (secagg_params_check; refusal says why); -1 on any other failure
+ * (logged).
  *
  * Testing hook: FEDLORA_TEST_SECAGG_CRASH=shares|masked makes the site SIGKILL itself right after
  * the aggregator acknowledged its shares, or its masked vector (a dropout at a known stage). */
@@ -27,7 +29,7 @@
 #include "secagg_protocol.h"
 #include "site_config.h"
 
-enum { SITE_SECAGG_GONE = 1 };
+enum { SITE_SECAGG_GONE = 1, SITE_SECAGG_REFUSED = 2 };
 
 typedef struct {
   rpc_client *rpc;
@@ -36,6 +38,7 @@ typedef struct {
   uint32_t round, attempt;
   uint64_t weight_scale;
   secagg_site s;
+  char refusal[512];  /* why site_secagg_begin refused the task */
 } site_secagg;
 
 /* plan: the JoinResponse (run id and the fixed-point encoding); task: the TRAIN task; me: this

@@ -16,6 +16,15 @@ int secagg_params_check(const secagg_params *p, char *err, size_t errlen) {
     return snprintf(err, errlen, "secagg: %d sites, expected 2..%d", p->n, SECAGG_MAX_SITES), -1;
   if (p->t < 2 || p->t > p->n)
     return snprintf(err, errlen, "secagg: threshold %d outside [2, %d]", p->t, p->n), -1;
+  /* Each site reveals one kind of share per peer, so to get both the mask key and the self-mask
+   * seed of one site an aggregator lying about the survivors needs 2t reveals of the n sites. */
+  if (2 * p->t <= p->n)
+    return snprintf(err, errlen,
+                    "secagg: threshold %d of %d sites is at most half: an aggregator that names different "
+                    "survivors to different sites could rebuild both secrets of one site and unmask its update "
+                    "alone; it must be above %d",
+                    p->t, p->n, p->n / 2),
+           -1;
   for (int k = 1; k < p->n; k++)
     if (strcmp(p->names[k - 1], p->names[k]) >= 0)
       return snprintf(err, errlen, "secagg: site names not sorted and distinct at '%s', '%s'", p->names[k - 1],

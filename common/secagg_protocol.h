@@ -48,7 +48,7 @@ typedef struct {
   uint32_t round;
   int n;                                          /* sites in the round */
   char names[SECAGG_MAX_SITES][SECAGG_NAME_BYTES]; /* sorted */
-  int t;                                          /* Shamir threshold, 2 ≤ t ≤ n */
+  int t;                                          /* Shamir threshold, n/2 < t ≤ n, t ≥ 2 */
   double range, scale;                            /* fixed-point encoding (secagg_math.h) */
   size_t d;                                       /* floats to sum (an update and the loss coordinates of
                                                      secagg_metrics.h); the masked vector has d + 1 words */
@@ -56,7 +56,8 @@ typedef struct {
 
 /* Default threshold: the smallest t > 2n/3. */
 int secagg_default_threshold(int n);
-/* Checks n, t, names sorted and distinct, and the 32-bit sum bound. */
+/* Checks n, t (n/2 < t ≤ n, so no aggregator can collect both secrets of one site), names sorted
+ * and distinct, and the 32-bit sum bound. A site checks the aggregator's parameters with it too. */
 int secagg_params_check(const secagg_params *p, char *err, size_t errlen);
 
 typedef struct {

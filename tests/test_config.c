@@ -296,7 +296,12 @@ static void test_cross_field(void) {
                    "%s: [rounds] min_clients: secure aggregation needs at least 2");
   const char *s2[] = {"rounds.min_clients=2", "privacy.secagg_threshold=1"};
   expect_agg_error(AGG_REQUIRED "[privacy]\nsecagg = on\n", s2, 2,
-                   "--set privacy.secagg_threshold: 1 must be 0 (automatic) or in [2, 3 sites]");
+                   "--set privacy.secagg_threshold: 1 must be 0 (automatic) or in [2, 3 sites]: above half the "
+                   "sites, or an aggregator could unmask one site's update alone (and the sites refuse such a round)");
+  /* 2 is above half of three sites (the ok file below), but half of four */
+  const char *s2b[] = {"rounds.min_clients=2", "privacy.secagg_threshold=2", "server.allowed_clients=a,b,c,d"};
+  expect_agg_error(AGG_REQUIRED "[privacy]\nsecagg = on\n", s2b, 3,
+                   "--set privacy.secagg_threshold: 2 must be 0 (automatic) or in [3, 4 sites]");
   const char *s3[] = {"rounds.min_clients=2", "privacy.secagg_scale=1e9"};
   expect_agg_error(
       AGG_REQUIRED "[privacy]\nsecagg = on\n", s3, 2,

@@ -10,6 +10,9 @@
 #           for byte.
 #  forged:  the manifests are signed by a site's key: the site refuses the task (exit 3) and sends
 #           nothing.
+#  half:    secure aggregation over four sites with threshold 2 (enough for an aggregator naming
+#           different survivors to different sites to unmask one site alone): the site refuses the
+#           task before advertising any key (exit 3, audited), and sends nothing.
 # Needs python3-grpcio, python3-protobuf and protobuf-compiler (scripts/deps.sh installs them).
 source "$FEDLORA_SOURCE_DIR/tests/fed/lib.sh"
 
@@ -65,4 +68,15 @@ expect "forged: the site refuses the task (exit 3)" 3 "$fed_rc"
 stop_python_aggregator
 expect_in "forged: the site says why" alpha.log "manifest"
 expect "forged: nothing was sent" "" "$(python3 -c 'import json; print(json.load(open("pyagg/result.json"))["update"])')"
+
+fed_phase half
+start_python_aggregator --secagg-threshold 2
+fed_start_site alpha --set audit.file=audit.jsonl
+fed_wait_exit alpha 60
+expect "half: the site refuses the task (exit 3)" 3 "$fed_rc"
+stop_python_aggregator
+expect_in "half: the site says why" alpha.log "threshold 2 of 4 sites is at most half"
+expect "half: the refusal is audited" "secagg" \
+  "$(python3 -c 'import json; print(*[e["what"] for e in map(json.loads, open("audit.jsonl")) if e.get("event") == "refused"])')"
+expect "half: nothing was sent" "" "$(python3 -c 'import json; print(json.load(open("pyagg/result.json"))["update"])')"
 fed_finish

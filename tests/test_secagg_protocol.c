@@ -176,6 +176,21 @@ int main(void) {
   secagg_params p = params(3);
   CHECK_EQ_INT(secagg_default_threshold(4), 3);
   CHECK_EQ_INT(secagg_default_threshold(100), 67);
+  /* t = 2 of 4: two sites told that gamma dropped reveal shares of its mask key, gamma and another
+   * told it survived reveal shares of its self-mask seed, and an aggregator holding both unmasks
+   * gamma's vector alone. Refused on both sides; every default threshold is above half. */
+  {
+    char err[512];
+    secagg_params half = params(2);
+    CHECK(secagg_params_check(&half, err, sizeof err) != 0);
+    CHECK_STR_CONTAINS(err, "threshold 2 of 4 sites is at most half");
+    secagg_site s;
+    secagg_advert a;
+    CHECK(secagg_site_advertise(&s, &half, 0, keys[0], &a, err, sizeof err) != 0);
+    secagg_server v;
+    CHECK(secagg_server_build(&v, &half, err, sizeof err) != 0);
+    for (int n = 2; n <= SECAGG_MAX_SITES; n++) CHECK_MSG(2 * secagg_default_threshold(n) > n, "n = %d", n);
+  }
 
   int none[N] = {0}, all[N] = {1, 1, 1, 1};
   fill(&r, 1);

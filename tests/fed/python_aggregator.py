@@ -22,7 +22,9 @@ What it does and checks (each check printed as "ok   ..." or "FAIL ..."):
   Submit      chunks in order from offset 0, the header only first, each at most 1 MiB; the
               payload's tensor specs those of the download; its digest right; every value finite;
               B moved from zero and A stayed close; the example count positive.
-With --sign-key/--sign-cert the manifests are signed by that key instead (a forged signer).
+With --sign-key/--sign-cert the manifests are signed by that key instead (a forged signer). With
+--secagg-threshold T the plan turns secure aggregation on and the task names four sites with
+threshold T (no SecAgg method is served: a site must refuse a T it cannot trust before using one).
 At the end DIR/result.json holds the received update and the failure count; exit status = the
 number of failures."""
 import argparse
@@ -90,7 +92,9 @@ class Aggregator:
             train=pb.TrainConfig(optimizer="adamw", lr=2e-3, local_steps=5, batch=4, seq_len=64, weight_decay=0.0,
                                  beta1=0.9, beta2=0.999, eps=1e-8, schedule="constant"),
             rounds=pb.RoundPolicy(total_rounds=1, min_clients=1, deadline_s=60, seed=1),
-            privacy=pb.PrivacyConfig())
+            privacy=pb.PrivacyConfig(secagg=a.secagg_threshold > 0, secagg_threshold=a.secagg_threshold,
+                                     secagg_clip_range=1.0 if a.secagg_threshold else 0.0,
+                                     secagg_scale=1048576.0 if a.secagg_threshold else 0.0))
         signed = pb.JoinResponse()
         signed.CopyFrom(self.plan)
         signed.ClearField("rounds")  # site is not set yet
@@ -128,9 +132,14 @@ class Aggregator:
     def await_round(self, req, ctx):
         pb = self.pb
         if self.final is None and req.last_round == 0:
-            return pb.RoundTask(kind=pb.RoundTask.TRAIN, round=1, base_round=0,
+            task = pb.RoundTask(kind=pb.RoundTask.TRAIN, round=1, base_round=0,
                                 adapter_sha256=hashlib.sha256(self.initial).digest(), adapter_size=len(self.initial),
                                 site_seed=42, attempt=0, manifest=self.manifest(1, 0, self.initial))
+            if self.plan.privacy.secagg:
+                task.secagg_sites.extend(["alpha", "beta", "delta", "gamma"])
+                task.secagg_threshold = self.plan.privacy.secagg_threshold
+                task.secagg_weight_scale = 1000
+            return task
         if self.final is not None:
             return pb.RoundTask(kind=pb.RoundTask.FINISHED, round=1, base_round=1, final_round=1,
                                 adapter_sha256=hashlib.sha256(self.final).digest(), adapter_size=len(self.final),
@@ -220,6 +229,7 @@ def main():
     ap.add_argument("--sign-key")
     ap.add_argument("--sign-cert")
     ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--secagg-threshold", type=int, default=0)
     a = ap.parse_args()
     pb = load_messages(a.proto)
     agg = Aggregator(a, pb)
