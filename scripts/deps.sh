@@ -15,7 +15,8 @@ packages=(
   libmicrohttpd-dev                      # the aggregator's Prometheus /metrics endpoint
   libplplot-dev plplot-driver-cairo      # `fedlora plot`: PNG through cairo
   python3                                # tests: independent recomputations (tests/fed/*.py)
-  python3-grpcio python3-protobuf protobuf-compiler  # tests: a site in Python as an independent peer
+  python3-grpcio python3-protobuf protobuf-compiler  # tests: Python peers of the wire protocol
+  python3-prometheus-client              # tests: the /metrics text through Prometheus' own parser
   clang libclang-rt-14-dev               # tests: the libFuzzer smoke run of every parser
 )
 

@@ -4,7 +4,8 @@
 # digests of the updates each site says it sent are exactly those the aggregator says it received
 # (and those of the pending updates the round checker recomputes from); delta's refusal is on record
 # with its reason; the Prometheus endpoint, scraped over loopback and parsed by an independent
-# Python reader, counts the rounds, sites, bytes and refusals and its histogram is consistent; the
+# Python reader and by the Prometheus project's own parser (python3-prometheus-client), counts the
+# rounds, sites, bytes and refusals and its histogram is consistent; the
 # aggregator logs JSON lines with --log-format json.
 source "$FEDLORA_SOURCE_DIR/tests/fed/lib.sh"
 cd "$fed_run"
@@ -73,6 +74,24 @@ PY
 )
 expect "metrics parse and count the run" \
   "errors=0 committed=3 joined=3 updates=9 hist=3 in=True out=True join_refused=1 loss=True" "$got"
+# The same scrape through the Prometheus project's own parser (python3-prometheus-client).
+fed_python_with python3-prometheus-client prometheus_client
+got=$("$fed_py" - scrape.txt <<'PY'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+fam = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+def value(name, suffix="", **labels):
+    for s in fam[name].samples:
+        if s.name == name + suffix and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+print(f"{fam['fedlora_rounds_committed'].type} {value('fedlora_rounds_committed', '_total'):g} "
+      f"{fam['fedlora_sites_joined'].type} {value('fedlora_sites_joined'):g} "
+      f"{fam['fedlora_round_duration_seconds'].type} {value('fedlora_round_duration_seconds', '_count'):g} "
+      f"{value('fedlora_round_duration_seconds', '_bucket', le='+Inf'):g} "
+      f"{value('fedlora_refused_calls', '_total', method='Join'):g}")
+PY
+)
+expect "Prometheus' own parser reads the same figures" "counter 3 gauge 3 histogram 3 3 1" "$got"
 
 for f in agg-audit.jsonl site-alpha-audit.jsonl site-beta-audit.jsonl site-gamma-audit.jsonl site-delta-audit.jsonl; do
   if out=$("$fb" audit verify "$f"); then fed_ok "$f verifies: $out"; else fed_bad "$f: $out"; fi

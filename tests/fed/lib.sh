@@ -178,17 +178,30 @@ fed_kill() {
   unset "fed_pid[$1]"
 }
 
-# fed_grpc_python: sets fed_py to a python3 with grpcio and Google's protobuf runtime, for the
-# Python peers of the wire protocol (tests/fed/python_*.py); without one, or without protoc, the
-# test fails here saying what to install.
-fed_grpc_python() {
-  local candidate
+# fed_python_with PACKAGES MODULE...: sets fed_py to a python3 that imports every MODULE (Debian's
+# own python3 when the first on PATH lacks them); without one the test fails here, naming the
+# Debian PACKAGES to install (scripts/deps.sh installs them).
+fed_python_with() {
+  local packages=$1 candidate modules
+  shift
+  modules="$*"
   fed_py=
   for candidate in python3 /usr/bin/python3; do
-    if "$candidate" -c 'import grpc, google.protobuf' 2>/dev/null; then fed_py=$candidate; break; fi
+    if "$candidate" -c "import ${modules// /, }" 2>/dev/null; then fed_py=$candidate; break; fi
   done
-  if [ -z "$fed_py" ] || ! command -v protoc >/dev/null; then
-    fed_bad "no python3 with grpc and protobuf, or no protoc: apt-get install python3-grpcio python3-protobuf protobuf-compiler (scripts/deps.sh)"
+  if [ -z "$fed_py" ]; then
+    fed_bad "no python3 that imports $*: apt-get install $packages (scripts/deps.sh)"
+    fed_finish
+    exit 1
+  fi
+}
+
+# fed_grpc_python: fed_py for the Python peers of the wire protocol (tests/fed/python_*.py): grpcio,
+# Google's protobuf runtime, and protoc.
+fed_grpc_python() {
+  fed_python_with "python3-grpcio python3-protobuf protobuf-compiler" grpc google.protobuf
+  if ! command -v protoc >/dev/null; then
+    fed_bad "no protoc: apt-get install protobuf-compiler (scripts/deps.sh)"
     fed_finish
     exit 1
   fi
