@@ -242,6 +242,11 @@ static int validate(void *p, config_ctx *ctx) {
                          "%d must be 0 (automatic) or in [%d, %d sites]: above half the sites, or an aggregator "
                          "could unmask one site's update alone (and the sites refuse such a round)",
                          c->privacy.secagg_threshold, least, sites);
+    if (c->privacy.secagg_threshold > c->rounds.min_clients)
+      return config_fail(ctx, "privacy", "secagg_threshold",
+                         "%d exceeds rounds.min_clients = %d: a round opens with that many sites, and fewer sites "
+                         "than the threshold cannot run secure aggregation",
+                         c->privacy.secagg_threshold, c->rounds.min_clients);
     if (secagg_fixed_check(c->privacy.secagg_clip_range, c->privacy.secagg_scale, sites) != 0)
       return config_fail(ctx, "privacy", "secagg_scale",
                          "%g x secagg_clip_range %g x %d sites overflows the 32-bit masked sum; lower it",

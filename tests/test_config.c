@@ -302,6 +302,9 @@ static void test_cross_field(void) {
   const char *s2b[] = {"rounds.min_clients=2", "privacy.secagg_threshold=2", "server.allowed_clients=a,b,c,d"};
   expect_agg_error(AGG_REQUIRED "[privacy]\nsecagg = on\n", s2b, 3,
                    "--set privacy.secagg_threshold: 2 must be 0 (automatic) or in [3, 4 sites]");
+  const char *s2c[] = {"rounds.min_clients=2", "privacy.secagg_threshold=3"};
+  expect_agg_error(AGG_REQUIRED "[privacy]\nsecagg = on\n", s2c, 2,
+                   "--set privacy.secagg_threshold: 3 exceeds rounds.min_clients = 2: a round opens with that many");
   const char *s3[] = {"rounds.min_clients=2", "privacy.secagg_scale=1e9"};
   expect_agg_error(
       AGG_REQUIRED "[privacy]\nsecagg = on\n", s3, 2,
