@@ -19,13 +19,11 @@
 #include "log.h"
 #include "model.h"
 #include "payload.h"
-#include "payload_stream.h"
 #include "plan.h"
 #include "round.h"
 #include "rpc.h"
 #include "secagg_server.h"
 #include "server_opt.h"
-#include "site_metrics.h"
 #include "store.h"
 
 #include "federation_state.h"
@@ -46,7 +44,7 @@ static site_info *site_add(federation *f, const char *name) {
   return s;
 }
 
-static int site_allowed(const federation *f, const char *name) {
+int site_allowed(const federation *f, const char *name) {
   const config_list *l = &f->cfg->server.allowed_clients;
   for (int i = 0; i < l->count; i++)
     if (strcmp(l->items[i], name) == 0) return 1;
@@ -78,7 +76,7 @@ static int state_save(federation *f, char *err, size_t errlen) {
   return rc;
 }
 
-static void state_save_logged(federation *f) {
+void state_save_logged(federation *f) {
   char err[512];
   if (state_save(f, err, sizeof err) != 0) log_error("cannot save state.json: %s", err);
 }
@@ -323,249 +321,6 @@ static grpc_status_code handle_await(rpc_call *call, void *user) {
   return code;
 }
 
-/* Sends bytes as Chunk messages of FED_CHUNK_BYTES, the header in the first. */
-static grpc_status_code send_payload(rpc_call *call, const payload_layout *pl, const float *values,
-                                     const uint8_t sha[32], uint64_t *sent) {
-  Fedlora__V1__PayloadHeader header = FEDLORA__V1__PAYLOAD_HEADER__INIT;
-  payload_header_fill(pl, &header, sha);
-  const uint8_t *bytes = (const uint8_t *)values;
-  size_t total = payload_bytes(pl), off = 0;
-  grpc_status_code code = GRPC_STATUS_OK;
-  do {
-    Fedlora__V1__Chunk chunk = FEDLORA__V1__CHUNK__INIT;
-    chunk.header = off == 0 ? &header : NULL;
-    chunk.offset = off;
-    chunk.data.data = (uint8_t *)bytes + off;
-    chunk.data.len = total - off < FED_CHUNK_BYTES ? total - off : FED_CHUNK_BYTES;
-    if (rpc_call_send(call, &chunk.base) != 0) {
-      code = rpc_call_status(call);
-      break;
-    }
-    off += chunk.data.len;
-    *sent += chunk.data.len;
-  } while (off < total);
-  payload_header_free_tensors(&header);
-  return code;
-}
-
-/* Waits for a transfer slot: 0, or -1 when the call ended or the server stops meanwhile. */
-static int transfer_begin(federation *f, rpc_call *call) {
-  pthread_mutex_lock(&f->mu);
-  while (f->transfers >= MAX_TRANSFERS && !atomic_load(&f->stop) && !rpc_call_done(call)) {
-    clock_cond_wait_ms(&f->transfer_done, &f->mu, 1000);
-  }
-  int ok = f->transfers < MAX_TRANSFERS;
-  if (ok) f->transfers++;
-  pthread_mutex_unlock(&f->mu);
-  return ok ? 0 : -1;
-}
-
-static void transfer_end(federation *f) {
-  pthread_mutex_lock(&f->mu);
-  f->transfers--;
-  pthread_cond_signal(&f->transfer_done);
-  pthread_mutex_unlock(&f->mu);
-}
-
-/* Runs a download or upload handler within a transfer slot. */
-static grpc_status_code transfer_run(rpc_call *call, federation *f,
-                                     grpc_status_code (*body)(rpc_call *, federation *)) {
-  if (transfer_begin(f, call) != 0)
-    return rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "the call ended while waiting for a transfer slot");
-  grpc_status_code code = body(call, f);
-  transfer_end(f);
-  return code;
-}
-
-static grpc_status_code download_body(rpc_call *call, federation *f) {
-  const Fedlora__V1__DownloadRequest *req = (const Fedlora__V1__DownloadRequest *)rpc_call_request(call);
-  if (!site_allowed(f, rpc_call_peer(call)))
-    return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "site '%s' is not in allowed_clients",
-                         rpc_call_peer(call));
-  size_t n = f->layout.floats;
-  float *values = malloc(n * sizeof(float) + 1);
-  uint8_t sha[32];
-  pthread_mutex_lock(&f->mu);
-  uint32_t committed = f->rm.committed;
-  int current = req->round == committed;
-  /* A site counts as finished once it has the final adapter, not when told: stopping in between
-   * would leave it without. */
-  int final = current && f->rm.state == ROUND_FINISHED;
-  if (current) {
-    memcpy(values, f->global_payload, n * sizeof(float));
-    memcpy(sha, f->global_sha, 32);
-  }
-  pthread_mutex_unlock(&f->mu);
-  if (req->round > committed) {
-    free(values);
-    return rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "round %u has no committed adapter (last committed: %u)",
-                         req->round, committed);
-  }
-  if (!current) { /* an older round: from its directory */
-    lora_adapter old;
-    char err[512];
-    if (store_round_load(&f->st, req->round, &old, &f->mc, NULL, 0, err, sizeof err) != 0) {
-      free(values);
-      return rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "round %u: %s", req->round, err);
-    }
-    payload_pack(&f->layout, &old, values);
-    lora_free(&old);
-    sha256_bytes(values, n * sizeof(float), sha);
-  }
-  uint64_t sent = 0;
-  grpc_status_code code = send_payload(call, &f->layout, values, sha, &sent);
-  free(values);
-  pthread_mutex_lock(&f->mu);
-  f->bytes_out += sent;
-  if (code == GRPC_STATUS_OK) agg_ops_adapter_sent(f->ops, rpc_call_peer(call), req->round, sha, sent);
-  site_info *asker = site_get(f, rpc_call_peer(call));
-  if (final && code == GRPC_STATUS_OK && asker) asker->saw_finished = 1;
-  pthread_mutex_unlock(&f->mu);
-  return code;
-}
-
-static grpc_status_code reject_verdict(rpc_call *call, federation *f, round_verdict v, const char *site,
-                                       uint32_t round) {
-  switch (v) {
-    case ROUND_REJECT_FINISHED:
-      return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "the run has finished (%u rounds)", f->rm.committed);
-    case ROUND_REJECT_NOT_OPEN:
-      if (f->rm.state == ROUND_OPEN)
-        return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "round %u is not open (the open round is %u)",
-                             round, f->rm.round);
-      return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "round %u is not open (no round is open: %s)", round,
-                           round_state_name(f->rm.state));
-    case ROUND_REJECT_NOT_SELECTED:
-      return rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "site '%s' is not selected for round %u", site,
-                           round);
-    default:
-      return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "unexpected round verdict %d", (int)v);
-  }
-}
-
-/* Checks the update's header against the round and the plan. Called with the lock held.
- * *duplicate is set when the site already submitted exactly these bytes. */
-static grpc_status_code submit_check_header(rpc_call *call, federation *f, const char *site,
-                                            const Fedlora__V1__UpdateHeader *h, int *duplicate) {
-  *duplicate = 0;
-  char err[512];
-  if (!h->payload) return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "the update header has no payload header");
-  round_verdict v = round_check_submission(&f->rm, site, h->round);
-  site_info *s = site_get(f, site);
-  if (v == ROUND_REJECT_DUPLICATE) {
-    if (h->payload->sha256.len == 32 && memcmp(h->payload->sha256.data, s->sha, 32) == 0) {
-      *duplicate = 1;
-    } else {
-      return rpc_call_fail(call, GRPC_STATUS_ALREADY_EXISTS,
-                           "site '%s' already submitted a different update for round %u", site, h->round);
-    }
-  } else if (v != ROUND_ACCEPT) {
-    return reject_verdict(call, f, v, site, h->round);
-  }
-  if (payload_header_check(&f->layout, h->payload, err, sizeof err) != 0)
-    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update for round %u: %s", h->round, err);
-  if (h->example_count == 0)
-    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "example_count must be positive");
-  if (h->example_count > s->train_examples)
-    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                         "example_count %llu exceeds the %llu training examples the site declared at Join",
-                         (unsigned long long)h->example_count, (unsigned long long)s->train_examples);
-  return GRPC_STATUS_OK;
-}
-
-static json_t *submission_meta(const Fedlora__V1__UpdateHeader *h, const uint8_t sha[32], double norm, size_t bytes) {
-  char hex[65];
-  sha256_hex(sha, hex);
-  json_t *meta = site_metrics_json(h->metrics);
-  json_object_set_new(meta, "example_count", json_integer((json_int_t)h->example_count));
-  json_object_set_new(meta, "sha256", json_string(hex));
-  json_object_set_new(meta, "bytes", json_integer((json_int_t)bytes));
-  json_object_set_new(meta, "update_norm", json_real(norm));
-  return meta;
-}
-
-static payload_chunk_view update_chunk_view(const ProtobufCMessage *msg) {
-  const Fedlora__V1__UpdateChunk *c = (const Fedlora__V1__UpdateChunk *)msg;
-  return (payload_chunk_view){c->header != NULL, c->offset, c->data.data, c->data.len};
-}
-
-static grpc_status_code submit_body(rpc_call *call, federation *f) {
-  const char *site = rpc_call_peer(call);
-  char err[512];
-  if (!site_allowed(f, site))
-    return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "site '%s' is not in allowed_clients", site);
-  ProtobufCMessage *msg = NULL;
-  int rc = rpc_call_recv(call, &msg);
-  if (rc <= 0)
-    return rc < 0 ? rpc_call_status(call)
-                  : rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "the update stream carried no message");
-  Fedlora__V1__UpdateChunk *first = (Fedlora__V1__UpdateChunk *)msg;
-  if (!first->header) {
-    protobuf_c_message_free_unpacked(msg, NULL);
-    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "the first chunk of an update must carry its header");
-  }
-  int duplicate;
-  pthread_mutex_lock(&f->mu);
-  grpc_status_code code = submit_check_header(call, f, site, first->header, &duplicate);
-  pthread_mutex_unlock(&f->mu);
-  payload_rx rx = {0};
-  if (code == GRPC_STATUS_OK &&
-      payload_rx_begin(&rx, first->header->payload->total_size, first->header->payload->sha256.data,
-                       (uint64_t)f->cfg->server.max_update_mb << 20, err, sizeof err) != 0)
-    code = rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", err);
-  /* The header chunk may carry data too; then every further chunk. */
-  if (code == GRPC_STATUS_OK) code = payload_receive(call, &rx, &first->base, update_chunk_view);
-  if (code == GRPC_STATUS_OK && payload_rx_end(&rx, err, sizeof err) != 0)
-    code = rpc_call_fail(call, strstr(err, "SHA-256") ? GRPC_STATUS_DATA_LOSS : GRPC_STATUS_INVALID_ARGUMENT, "%s",
-                         err);
-  const float *values = (const float *)rx.data;
-  if (code == GRPC_STATUS_OK && payload_check_finite(&f->layout, values, err, sizeof err) != 0)
-    code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update for round %u: %s", first->header->round, err);
-  if (code == GRPC_STATUS_OK) {
-    pthread_mutex_lock(&f->mu);
-    if (agg_privacy_check_update(f->cfg, values, f->global_payload, f->layout.floats, err, sizeof err) != 0)
-      code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update for round %u: %s", first->header->round, err);
-    pthread_mutex_unlock(&f->mu);
-  }
-
-  if (code == GRPC_STATUS_OK) {
-    pthread_mutex_lock(&f->mu);
-    int again;
-    /* The round may have moved on while the bytes streamed in: check again before recording. */
-    code = submit_check_header(call, f, site, first->header, &again);
-    if (code == GRPC_STATUS_OK && !again) {
-      json_t *meta = submission_meta(first->header, rx.want, payload_norm(values, f->layout.floats), rx.size);
-      if (store_pending_save(&f->st, f->rm.round, site, rx.data, rx.size, meta, err, sizeof err) != 0) {
-        code = rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "the aggregator cannot store the update now: %s", err);
-      } else {
-        site_info *s = site_get(f, site);
-        memcpy(s->sha, rx.want, 32);
-        s->last_submitted = f->rm.round;
-        round_record_submission(&f->rm, site);
-        f->bytes_in += rx.size;
-        agg_ops_update_received(f->ops, site, f->rm.round, rx.want, rx.size, first->header->example_count);
-        log_info("round %u: update from %s accepted (%llu examples, %zu bytes)", f->rm.round, site,
-                 (unsigned long long)first->header->example_count, rx.size);
-        pthread_cond_broadcast(&f->changed);
-      }
-      json_decref(meta);
-    }
-    duplicate = again;
-    pthread_mutex_unlock(&f->mu);
-  }
-  if (code == GRPC_STATUS_OK) {
-    Fedlora__V1__SubmitResponse resp = FEDLORA__V1__SUBMIT_RESPONSE__INIT;
-    resp.duplicate = duplicate;
-    resp.sha256.data = rx.want;
-    resp.sha256.len = 32;
-    resp.message = duplicate ? "already received: acknowledged again" : "accepted";
-    code = rpc_call_reply(call, &resp.base);
-  }
-  payload_rx_free(&rx);
-  protobuf_c_message_free_unpacked(msg, NULL);
-  return code;
-}
-
 /* A refused call goes to the audit log and the metrics with its reason. */
 static grpc_status_code noted(rpc_call *call, federation *f, grpc_status_code code) {
   if (code != GRPC_STATUS_OK)
@@ -574,10 +329,10 @@ static grpc_status_code noted(rpc_call *call, federation *f, grpc_status_code co
 }
 static grpc_status_code handle_join_noted(rpc_call *call, void *user) { return noted(call, user, handle_join(call, user)); }
 static grpc_status_code handle_download(rpc_call *call, void *user) {
-  return noted(call, user, transfer_run(call, user, download_body));
+  return noted(call, user, transfers_download(call, user));
 }
 static grpc_status_code handle_submit(rpc_call *call, void *user) {
-  return noted(call, user, transfer_run(call, user, submit_body));
+  return noted(call, user, transfers_submit(call, user));
 }
 
 static grpc_status_code handle_status(rpc_call *call, void *user) {
@@ -647,102 +402,6 @@ static const rpc_method methods[] = {
     {FED_SECAGG_GET_SURVIVORS, RPC_UNARY, &fedlora__v1__sec_agg_poll__descriptor, handle_sa_get_survivors},
     {FED_SECAGG_UNMASK, RPC_UNARY, &fedlora__v1__sec_agg_reveal__descriptor, handle_sa_unmask},
 };
-
-static void log_missing(const federation *f) {
-  char missing[1024] = "";
-  size_t off = 0;
-  for (int i = 0; i < f->rm.n_sites && off < sizeof missing; i++)
-    if (f->rm.sites[i].missed)
-      off += (size_t)snprintf(missing + off, sizeof missing - off, "%s%s", off ? ", " : "", f->rm.sites[i].name);
-  log_warn("round %u aborted at its %d s deadline below quorum (%u needed); missing: %s; reopened with the same "
-           "global adapter", f->rm.round, f->cfg->rounds.deadline_s, f->rm.policy.min_clients, missing);
-}
-
-/* Opens the secure aggregation of the round's current attempt (lock held). */
-static void secagg_open(federation *f) {
-  if (!f->cfg->privacy.secagg || f->rm.state != ROUND_OPEN) return;
-  uint64_t examples[ROUND_MAX_SITES];
-  for (int i = 0; i < f->rm.n_sites; i++) {
-    const site_info *s = site_get(f, f->rm.sites[i].name);
-    examples[i] = s ? s->train_examples : 0;
-  }
-  char err[512];
-  if (secagg_round_open(&f->sa_host, f->run_id, f->st.dir, examples, clock_seconds(), err, sizeof err) != 0)
-    log_error("round %u: cannot open secure aggregation: %s (the round's deadline will abort it)", f->rm.round, err);
-}
-
-/* Commits the round being aggregated, or leaves it to the next tick. Lock held. */
-static void commit_round(federation *f) {
-  if (round_aggregate_commit(f) == 0) {
-    round_commit(&f->rm);
-    if (f->rm.state == ROUND_FINISHED) {
-      f->finished_at = clock_seconds();
-      log_info("the run has finished: %u rounds committed", f->rm.committed);
-    }
-    if (f->cfg->privacy.secagg) secagg_round_close(&f->sa);
-    state_save_logged(f);
-  } else {
-    round_aggregation_failed(&f->rm);
-  }
-}
-
-/* The secure aggregation's own stage changes (lock held): 1 when something changed. */
-static int secagg_step(federation *f) {
-  if (!f->cfg->privacy.secagg || (f->rm.state != ROUND_OPEN && f->rm.state != ROUND_AGGREGATING)) return 0;
-  double now = clock_seconds();
-  secagg_tick t = f->sa.mean ? SECAGG_TICK_UNMASKED : secagg_round_tick(&f->sa_host, now);
-  if (t == SECAGG_TICK_UNMASKED && f->rm.state == ROUND_OPEN) f->rm.state = ROUND_AGGREGATING;
-  if (t == SECAGG_TICK_UNMASKED) commit_round(f);
-  if (t == SECAGG_TICK_ABORT) {
-    round_abort(&f->rm, now);
-    secagg_open(f);
-  }
-  if (t != SECAGG_TICK_NONE) state_save_logged(f);
-  return t != SECAGG_TICK_NONE;
-}
-
-static void *ticker_main(void *arg) {
-  federation *f = arg;
-  while (!atomic_load(&f->stop)) {
-    pthread_mutex_lock(&f->mu);
-    round_event ev = round_tick(&f->rm, clock_seconds());
-    char err[512];
-    switch (ev) {
-      case ROUND_EVENT_OPENED:
-        f->bytes_in = f->bytes_out = 0;
-        log_info("round %u/%u open for %d sites", f->rm.round, f->rm.policy.total, round_selected_count(&f->rm));
-        agg_ops_round_opened(f->ops, f->rm.round, f->rm.attempt, round_selected_count(&f->rm));
-        secagg_open(f);
-        state_save_logged(f);
-        break;
-      case ROUND_EVENT_ABORTED:
-        log_missing(f);
-        agg_ops_round_aborted(f->ops, f->rm.round, f->rm.attempt, "deadline passed below quorum");
-        if (store_pending_clear(&f->st, f->rm.round, err, sizeof err) != 0) log_error("%s", err);
-        secagg_open(f);
-        state_save_logged(f);
-        break;
-      case ROUND_EVENT_AGGREGATE:
-        if (!f->cfg->privacy.secagg) {
-          commit_round(f);
-        } else if (secagg_round_close_masked(&f->sa_host, clock_seconds()) != 0) {
-          round_abort(&f->rm, clock_seconds()); /* the masks cannot be removed: nothing is revealed */
-          secagg_open(f);
-        }
-        state_save_logged(f); /* under secagg the unmask stage follows in secagg_step */
-        break;
-      default:
-        break;
-    }
-    if (secagg_step(f)) ev = ROUND_EVENT_OPENED; /* wake the waiters too */
-    /* Between ticks the thread sleeps on f->changed, so a round's last update wakes it at once and
-     * the round commits (and the next opens) without waiting out a tick. */
-    if (ev != ROUND_EVENT_NONE) pthread_cond_broadcast(&f->changed);
-    else clock_cond_wait_ms(&f->changed, &f->mu, 100);
-    pthread_mutex_unlock(&f->mu);
-  }
-  return NULL;
-}
 
 /* ------------------------------------------------------------------ lifecycle */
 
@@ -886,7 +545,7 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   if (!f->server) goto fail;
   log_info("listening on %s (port %d)", cfg->server.listen, rpc_server_port(f->server));
   agg_certs_tick(f->certs, f->server);
-  pthread_create(&f->ticker, NULL, ticker_main, f);
+  pthread_create(&f->ticker, NULL, round_ticker_main, f);
   return f;
 fail:
   federation_free(f);

@@ -1,5 +1,6 @@
-/* Private to aggregator/: the state the federation's service (federation.c) and its round
- * commit (round_commit.c) share, always under `mu`. */
+/* Private to aggregator/: the state the federation's service (federation.c), its transfers
+ * (transfers.c), its round thread (round_ticker.c) and its round commit (round_commit.c) share,
+ * always under `mu`. */
 #ifndef FEDLORA_FEDERATION_STATE_H
 #define FEDLORA_FEDERATION_STATE_H
 
@@ -76,9 +77,26 @@ struct federation {
  * (8), so one site stalling its streams cannot take every slot from the others. */
 enum { MAX_TRANSFERS = 16 };
 
+/* federation.c: the site registry and durable state. */
 site_info *site_get(federation *f, const char *name);
-/* Aggregates the open round's updates and commits it; 0, or -1 leaving everything unchanged (the
- * round stays AGGREGATING and the round thread tries again). Lock held. */
+/* 1 if the site (its certificate's CN) is in [server] allowed_clients. */
+int site_allowed(const federation *f, const char *name);
+/* Writes state.json; a failure is logged, and the run goes on. */
+void state_save_logged(federation *f);
+
+/* transfers.c: the DownloadAdapter and SubmitUpdate handlers' work, each within a transfer slot. */
+grpc_status_code transfers_download(rpc_call *call, federation *f);
+grpc_status_code transfers_submit(rpc_call *call, federation *f);
+
+/* round_ticker.c: the round thread (arg is the federation), started by federation_start and ended
+ * by federation_stop. */
+void *round_ticker_main(void *arg);
+/* Opens the secure aggregation of the round's current attempt (lock held); nothing unless
+ * privacy.secagg is on and a round is open. */
+void secagg_open(federation *f);
+
+/* round_commit.c: aggregates the open round's updates and commits it; 0, or -1 leaving everything
+ * unchanged (the round stays AGGREGATING and the round thread tries again). Lock held. */
 int round_aggregate_commit(federation *f);
 
 #endif
