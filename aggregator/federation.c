@@ -1,6 +1,5 @@
 #include "federation.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,8 +10,6 @@
 
 #include "agg_ops.h"
 #include "agg_privacy.h"
-#include "agg_robust.h"
-#include "aggregate.h"
 #include "clock.h"
 #include "federation_api.h"
 #include "fingerprint.h"
@@ -519,7 +516,7 @@ federation *federation_start(const agg_config *cfg, char *err, size_t errlen) {
   if (round_tick(&f->rm, clock_seconds()) == ROUND_EVENT_OPENED) {
     agg_ops_round_opened(f->ops, f->rm.round, f->rm.attempt, round_selected_count(&f->rm));
     if (cfg->privacy.secagg) {
-      secagg_open(f);
+      round_ticker_open_secagg(f);
       if (state_save(f, err, errlen) != 0) goto fail;
     } else {
       store_pending_each(&f->st, f->rm.round, payload_bytes(&f->layout), restore_pending, f, err, errlen);

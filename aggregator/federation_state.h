@@ -93,7 +93,7 @@ grpc_status_code transfers_submit(rpc_call *call, federation *f);
 void *round_ticker_main(void *arg);
 /* Opens the secure aggregation of the round's current attempt (lock held); nothing unless
  * privacy.secagg is on and a round is open. */
-void secagg_open(federation *f);
+void round_ticker_open_secagg(federation *f);
 
 /* round_commit.c: aggregates the open round's updates and commits it; 0, or -1 leaving everything
  * unchanged (the round stays AGGREGATING and the round thread tries again). Lock held. */

@@ -25,7 +25,7 @@ static void log_missing(const federation *f) {
 }
 
 /* Opens the secure aggregation of the round's current attempt (lock held). */
-void secagg_open(federation *f) {
+void round_ticker_open_secagg(federation *f) {
   if (!f->cfg->privacy.secagg || f->rm.state != ROUND_OPEN) return;
   uint64_t examples[ROUND_MAX_SITES];
   for (int i = 0; i < f->rm.n_sites; i++) {
@@ -61,7 +61,7 @@ static int secagg_step(federation *f) {
   if (t == SECAGG_TICK_UNMASKED) commit_round(f);
   if (t == SECAGG_TICK_ABORT) {
     round_abort(&f->rm, now);
-    secagg_open(f);
+    round_ticker_open_secagg(f);
   }
   if (t != SECAGG_TICK_NONE) state_save_logged(f);
   return t != SECAGG_TICK_NONE;
@@ -78,14 +78,14 @@ void *round_ticker_main(void *arg) {
         f->bytes_in = f->bytes_out = 0;
         log_info("round %u/%u open for %d sites", f->rm.round, f->rm.policy.total, round_selected_count(&f->rm));
         agg_ops_round_opened(f->ops, f->rm.round, f->rm.attempt, round_selected_count(&f->rm));
-        secagg_open(f);
+        round_ticker_open_secagg(f);
         state_save_logged(f);
         break;
       case ROUND_EVENT_ABORTED:
         log_missing(f);
         agg_ops_round_aborted(f->ops, f->rm.round, f->rm.attempt, "deadline passed below quorum");
         if (store_pending_clear(&f->st, f->rm.round, err, sizeof err) != 0) log_error("%s", err);
-        secagg_open(f);
+        round_ticker_open_secagg(f);
         state_save_logged(f);
         break;
       case ROUND_EVENT_AGGREGATE:
@@ -93,7 +93,7 @@ void *round_ticker_main(void *arg) {
           commit_round(f);
         } else if (secagg_round_close_masked(&f->sa_host, clock_seconds()) != 0) {
           round_abort(&f->rm, clock_seconds()); /* the masks cannot be removed: nothing is revealed */
-          secagg_open(f);
+          round_ticker_open_secagg(f);
         }
         state_save_logged(f); /* under secagg the unmask stage follows in secagg_step */
         break;
