@@ -33,27 +33,14 @@
 #include "site_metrics.h"
 #include "store.h"
 
-/* Sends bytes as Chunk messages of FED_CHUNK_BYTES, the header in the first. */
+/* Sends the payload as Chunk messages, the header in the first. */
 static grpc_status_code send_payload(rpc_call *call, const payload_layout *pl, const float *values,
                                      const uint8_t sha[32], uint64_t *sent) {
   Fedlora__V1__PayloadHeader header = FEDLORA__V1__PAYLOAD_HEADER__INIT;
   payload_header_fill(pl, &header, sha);
-  const uint8_t *bytes = (const uint8_t *)values;
-  size_t total = payload_bytes(pl), off = 0;
   grpc_status_code code = GRPC_STATUS_OK;
-  do {
-    Fedlora__V1__Chunk chunk = FEDLORA__V1__CHUNK__INIT;
-    chunk.header = off == 0 ? &header : NULL;
-    chunk.offset = off;
-    chunk.data.data = (uint8_t *)bytes + off;
-    chunk.data.len = total - off < FED_CHUNK_BYTES ? total - off : FED_CHUNK_BYTES;
-    if (rpc_call_send(call, &chunk.base) != 0) {
-      code = rpc_call_status(call);
-      break;
-    }
-    off += chunk.data.len;
-    *sent += chunk.data.len;
-  } while (off < total);
+  if (payload_send_call(call, &fedlora__v1__chunk__descriptor, &header.base, values, payload_bytes(pl), sent) != 0)
+    code = rpc_call_status(call);
   payload_header_free_tensors(&header);
   return code;
 }

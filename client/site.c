@@ -12,6 +12,7 @@
 #include "json_util.h"
 #include "log.h"
 #include "payload.h"
+#include "payload_stream.h"
 #include "rpc.h"
 #include "site_audit.h"
 #include "site_manifest.h"
@@ -193,17 +194,8 @@ static int site_submit(site *s, uint32_t round, const float *update, const Fedlo
   header.payload = &ph;
   header.metrics = (Fedlora__V1__SiteMetrics *)metrics;
   rpc_stream *call = rpc_stream_open(s->rpc, FED_SUBMIT_UPDATE, TRANSFER_TIMEOUT_S);
-  const uint8_t *bytes = (const uint8_t *)update;
-  size_t off = 0;
-  do {
-    Fedlora__V1__UpdateChunk chunk = FEDLORA__V1__UPDATE_CHUNK__INIT;
-    chunk.header = off == 0 ? &header : NULL;
-    chunk.offset = off;
-    chunk.data.data = (uint8_t *)bytes + off;
-    chunk.data.len = total - off < FED_CHUNK_BYTES ? total - off : FED_CHUNK_BYTES;
-    if (rpc_stream_send(call, &chunk.base) != 0) break;
-    off += chunk.data.len;
-  } while (off < total);
+  /* a stream that failed says why at rpc_stream_finish */
+  payload_send_stream(call, &fedlora__v1__update_chunk__descriptor, &header.base, update, total, NULL);
   rpc_stream_close_send(call);
   ProtobufCMessage *m = NULL;
   rpc_stream_recv(call, &fedlora__v1__submit_response__descriptor, &m);

@@ -11,6 +11,7 @@
 #include "federation_api.h"
 #include "log.h"
 #include "payload.h"
+#include "payload_stream.h"
 #include "secagg_metrics.h"
 
 enum { CALL_TIMEOUT_S = 60, MASKED_TIMEOUT_S = 600 };
@@ -219,17 +220,8 @@ static int send_masked(site_secagg *sa, const uint32_t *y, size_t words, const F
   h.sha256 = (ProtobufCBinaryData){32, sha};
   h.metrics = (Fedlora__V1__SiteMetrics *)metrics;
   rpc_stream *call = rpc_stream_open(sa->rpc, FED_SECAGG_SUBMIT_MASKED, MASKED_TIMEOUT_S);
-  const uint8_t *bytes = (const uint8_t *)y;
-  size_t off = 0;
-  do {
-    Fedlora__V1__SecAggMaskedChunk c = FEDLORA__V1__SEC_AGG_MASKED_CHUNK__INIT;
-    c.header = off == 0 ? &h : NULL;
-    c.offset = off;
-    c.data = (ProtobufCBinaryData){total - off < FED_CHUNK_BYTES ? total - off : FED_CHUNK_BYTES,
-                                   (uint8_t *)bytes + off};
-    if (rpc_stream_send(call, &c.base) != 0) break;
-    off += c.data.len;
-  } while (off < total);
+  /* a stream that failed says why at rpc_stream_finish */
+  payload_send_stream(call, &fedlora__v1__sec_agg_masked_chunk__descriptor, &h.base, y, total, NULL);
   rpc_stream_close_send(call);
   ProtobufCMessage *ack = NULL;
   rpc_stream_recv(call, &fedlora__v1__sec_agg_ack__descriptor, &ack);

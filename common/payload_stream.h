@@ -1,10 +1,22 @@
-/* Receiving a chunked payload inside a client-streaming handler: the same loop for every stream
- * whose messages carry (an optional header,) an offset and a data slice. */
+/* Chunked payloads: the messages of every payload stream of the protocol (Chunk, UpdateChunk,
+ * SecAggMaskedChunk) carry a header in the first message only, an offset and a data slice. One
+ * sender serves them all (through the fields' descriptors, so no message type needs its own loop),
+ * and one receiving loop serves the client-streaming handlers. */
 #ifndef FEDLORA_PAYLOAD_STREAM_H
 #define FEDLORA_PAYLOAD_STREAM_H
 
 #include "payload.h"
 #include "rpc.h"
+
+/* Sends bytes (total) as messages of chunk_type in slices of at most FED_CHUNK_BYTES, header in
+ * the first (a payload of 0 bytes is one message, so the header still travels): on a server call
+ * (server-streaming) or a client stream. 0, or -1 when the stream failed (its status says why).
+ * chunk_type must have the fields header (message), offset (uint64) and data (bytes). *sent (if
+ * not NULL) grows by the data bytes of every message that went out, a failed stream's too. */
+int payload_send_call(rpc_call *call, const ProtobufCMessageDescriptor *chunk_type, const ProtobufCMessage *header,
+                      const void *bytes, size_t total, uint64_t *sent);
+int payload_send_stream(rpc_stream *stream, const ProtobufCMessageDescriptor *chunk_type,
+                        const ProtobufCMessage *header, const void *bytes, size_t total, uint64_t *sent);
 
 typedef struct {
   int has_header;

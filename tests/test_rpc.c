@@ -1,6 +1,7 @@
 /* The RPC layer against a real gRPC peer on loopback, over mutual TLS made by certs/dev-pki.sh:
- * unary with the peer's CN, 64 MiB each way in chunks, refusals with words a person can act on,
- * UNIMPLEMENTED, deadlines, malformed requests and a busy port. */
+ * unary with the peer's CN, 64 MiB each way in chunks (sent by payload_stream.h, received and
+ * checked here: offsets, header only first, chunk count, digest), refusals with words a person can
+ * act on, UNIMPLEMENTED, deadlines, malformed requests and a busy port. */
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "federation_api.h"
 #include "harness.h"
+#include "payload_stream.h"
 #include "rpc.h"
 
 #define BIG ((size_t)64 << 20)
@@ -54,24 +56,15 @@ static grpc_status_code handle_download(rpc_call *call, void *user) {
   uint8_t *payload = make_payload(BIG, req->round);
   uint8_t digest[32];
   sha256(payload, BIG, digest);
-  for (size_t off = 0; off < BIG; off += FED_CHUNK_BYTES) {
-    Fedlora__V1__Chunk chunk = FEDLORA__V1__CHUNK__INIT;
-    Fedlora__V1__PayloadHeader header = FEDLORA__V1__PAYLOAD_HEADER__INIT;
-    if (off == 0) {
-      header.total_size = BIG;
-      header.sha256.data = digest;
-      header.sha256.len = 32;
-      chunk.header = &header;
-    }
-    chunk.offset = off;
-    chunk.data.data = payload + off;
-    chunk.data.len = FED_CHUNK_BYTES;
-    if (rpc_call_send(call, &chunk.base) != 0) {
-      free(payload);
-      return rpc_call_status(call);
-    }
-  }
+  Fedlora__V1__PayloadHeader header = FEDLORA__V1__PAYLOAD_HEADER__INIT;
+  header.total_size = BIG;
+  header.sha256 = (ProtobufCBinaryData){32, digest};
+  uint64_t sent = 0;
+  int rc = payload_send_call(call, &fedlora__v1__chunk__descriptor, &header.base, payload, BIG, &sent);
   free(payload);
+  if (rc != 0) return rpc_call_status(call);
+  if (sent != BIG)
+    return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "counted %llu bytes sent", (unsigned long long)sent);
   return GRPC_STATUS_OK;
 }
 
@@ -96,6 +89,9 @@ static grpc_status_code handle_submit(rpc_call *call, void *user) {
         buf = malloc(total);
       }
     }
+    if (code == GRPC_STATUS_OK && got > 0 && chunk->header)
+      code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "a second header at offset %llu",
+                           (unsigned long long)chunk->offset);
     if (code == GRPC_STATUS_OK && (chunk->offset != got || got + chunk->data.len > total))
       code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "chunk at offset %llu out of order",
                            (unsigned long long)chunk->offset);
@@ -191,6 +187,7 @@ static void test_server_streaming_64mib(rpc_client *c) {
       total = chunk->header->total_size;
     }
     CHECK_EQ_INT(chunk->offset, got);
+    CHECK((chunks == 0) == (chunk->header != NULL)); /* the header in the first chunk only */
     EVP_DigestUpdate(md, chunk->data.data, chunk->data.len);
     got += chunk->data.len;
     chunks++;
@@ -232,14 +229,7 @@ static int submit(rpc_client *c, const uint8_t *payload, size_t n, long corrupt_
   ph.sha256.data = digest;
   ph.sha256.len = 32;
   header.payload = &ph;
-  for (size_t off = 0; off < n; off += FED_CHUNK_BYTES) {
-    Fedlora__V1__UpdateChunk chunk = FEDLORA__V1__UPDATE_CHUNK__INIT;
-    chunk.header = off == 0 ? &header : NULL;
-    chunk.offset = off;
-    chunk.data.data = (uint8_t *)payload + off;
-    chunk.data.len = n - off < FED_CHUNK_BYTES ? n - off : FED_CHUNK_BYTES;
-    if (rpc_stream_send(s, &chunk.base) != 0) break;
-  }
+  payload_send_stream(s, &fedlora__v1__update_chunk__descriptor, &header.base, payload, n, NULL);
   rpc_stream_close_send(s);
   ProtobufCMessage *m = NULL;
   rpc_stream_recv(s, &fedlora__v1__submit_response__descriptor, &m);
