@@ -2,8 +2,8 @@
  * sites may send it, in any order: adverts with any keys, shares and masked vectors from any
  * index (in range or not), reveals of any kinds and bytes, stage closes and the final unmasking.
  * The network layer (aggregator/secagg_server.c) only bounds sizes and maps names to indices
- * before these calls, so a malicious site reaches exactly this. Input: n, t, then operations of
- * one byte each followed by their bytes (missing bytes read as zero). */
+ * before these calls, so a malicious site reaches exactly this. Input: n (2..8), t (in (n/2, n]),
+ * then operations of one byte each followed by their bytes (missing bytes read as zero). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   secagg_params p = {.round = 1, .range = 1.0, .scale = 1024.0, .d = D};
   snprintf(p.run_id, sizeof p.run_id, "fuzz");
   p.n = 2 + take_byte(&r) % 7;
-  p.t = 2 + take_byte(&r) % (p.n - 1);
+  p.t = p.n / 2 + 1 + take_byte(&r) % (p.n - p.n / 2); /* above half, as secagg_params_check wants */
   for (int k = 0; k < p.n; k++) snprintf(p.names[k], SECAGG_NAME_BYTES, "site%02d", k);
   secagg_server v;
   char err[512];
