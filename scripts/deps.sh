@@ -15,7 +15,7 @@ packages=(
   libmicrohttpd-dev                      # the aggregator's Prometheus /metrics endpoint
   libplplot-dev plplot-driver-cairo      # `fedlora plot`: PNG through cairo
   python3                                # tests: independent recomputations (tests/fed/*.py)
-  python3-grpcio python3-protobuf protobuf-compiler  # tests: Python peers of the wire protocol
+  python3-grpcio python3-protobuf python3-cryptography protobuf-compiler  # tests: Python peers of the wire protocol
   python3-prometheus-client              # tests: the /metrics text through Prometheus' own parser
   clang libclang-rt-14-dev               # tests: the libFuzzer smoke run of every parser
 )
