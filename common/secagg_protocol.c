@@ -406,6 +406,33 @@ static int recover(secagg_server *v, int i, uint8_t secret[SHAMIR_SECRET_BYTES])
   return rc;
 }
 
+/* What k honest vectors can sum to, in integers: each site's weight word is round(w·range·scale)
+ * with w in (0, 1], and every other word is within ±(w·range·scale + 1) (values clipped to ±range,
+ * rounded up or down). So the weight sum S0 lies in [1, k·(ceil(range·scale) + 1)] and every word
+ * |S_i| ≤ S0 + 2k. A wrong share, or a vector masked with other keys, unmasks to noise over the
+ * whole int32 range, which fails this with near certainty: refused rather than committed. */
+static int sum_check(const secagg_server *v, char *err, size_t errlen) {
+  const secagg_params *p = &v->p;
+  int64_t k = count(v->in_u3, p->n), s0 = (int32_t)v->sum[0];
+  int64_t most = k * ((int64_t)ceil(p->range * p->scale) + 1);
+  if (s0 < 1 || s0 > most)
+    return snprintf(err, errlen,
+                    "secagg: the unmasked weight sum %lld is outside what %lld sites can send (1..%lld): a site "
+                    "sent a wrong share or vector; nothing is committed",
+                    (long long)s0, (long long)k, (long long)most),
+           -1;
+  for (size_t i = 1; i <= p->d; i++) {
+    int64_t s = (int32_t)v->sum[i];
+    if (s > s0 + 2 * k || s < -(s0 + 2 * k))
+      return snprintf(err, errlen,
+                      "secagg: unmasked value %zu (%lld) exceeds the weight sum %lld: a site sent a wrong share or "
+                      "vector; nothing is committed",
+                      i - 1, (long long)s, (long long)s0),
+             -1;
+  }
+  return 0;
+}
+
 int secagg_server_finish(secagg_server *v, float *mean, double *w_sum, char *err, size_t errlen) {
   const secagg_params *p = &v->p;
   if (close_stage(v, SECAGG_UNMASK, v->revealed, "reveals", err, errlen) != 0) return -1;
@@ -442,6 +469,10 @@ int secagg_server_finish(secagg_server *v, float *mean, double *w_sum, char *err
   if (rc != 0) {
     v->stage = SECAGG_ABORTED;
     return snprintf(err, errlen, "secagg: unmasking failed"), -1;
+  }
+  if (sum_check(v, err, errlen) != 0) {
+    v->stage = SECAGG_ABORTED;
+    return -1;
   }
   float w;
   secagg_decode(v->sum, 1, p->scale, p->range, &w);

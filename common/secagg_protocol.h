@@ -19,8 +19,8 @@
  *                   run ‖ round ‖ both names). v_i = [w_i·range, w_i·x_i] with x_i clipped to
  *                   [−range, range] and w_i in (0, 1], so the weight travels masked too. U3 = the
  *                   sites whose y arrived.
- *   stage 3 unmask  each survivor reveals, per peer of U2, its share of s_sk for a dropped peer
- *                   (U2 \ U3) or its share of b for a surviving one — never both for one peer, and
+ *   stage 3 unmask  each survivor reveals, for every site of U2 (itself included), its share of
+ *                   s_sk for a dropped one (U2 \ U3) or of b for a surviving one — never both for one site, and
  *                   only once per round. With ≥ t reveals the aggregator rebuilds the dropped
  *                   sites' pairwise masks and the survivors' self masks and removes them:
  *                   Σ_{U3} q(v) remains. Fewer than t survivors at any stage: the round aborts and
@@ -102,8 +102,9 @@ typedef struct {
 int secagg_site_advertise(secagg_site *s, const secagg_params *p, int me, EVP_PKEY *key, secagg_advert *out,
                           char *err, size_t errlen);
 /* Stage 1: verifies the n_adverts relayed adverts against ca_path (a bad one is an error: the
- * aggregator tampered), then seals shares for every verified peer: out (n) receives them, out[me]
- * unused; *n_out = p.n. Needs ≥ t verified adverts including its own. */
+ * aggregator tampered), then seals shares for every verified peer: out (n) receives them (out[me]
+ * unused; to = −1 for a peer without a verified advert). Needs ≥ t verified adverts including its
+ * own. */
 int secagg_site_share(secagg_site *s, const secagg_advert *adverts, int n_adverts, const char *ca_path,
                       secagg_sealed_share *out, char *err, size_t errlen);
 /* Stage 2: opens the shares addressed to this site (from the sites of U2, which must hold me and
@@ -141,8 +142,9 @@ int secagg_server_close_shares(secagg_server *v, char *err, size_t errlen);
 int secagg_server_add_masked(secagg_server *v, int from, const uint32_t *y, char *err, size_t errlen);
 int secagg_server_close_masked(secagg_server *v, char *err, size_t errlen);
 int secagg_server_add_reveal(secagg_server *v, const secagg_reveal *r, char *err, size_t errlen);
-/* With ≥ t reveals: removes the masks, decodes, and writes the weight sum *w_sum and
- * mean (d) = Σ w·x / Σ w. */
+/* With ≥ t reveals: removes the masks, checks the sum is one honest vectors can make (a wrong
+ * share or vector unmasks to noise: refused, SECAGG_ABORTED), decodes, and writes the weight sum
+ * *w_sum and mean (d) = Σ w·x / Σ w. */
 int secagg_server_finish(secagg_server *v, float *mean, double *w_sum, char *err, size_t errlen);
 
 #endif

@@ -66,7 +66,8 @@ typedef struct {
   uint32_t y[N][D + 1];
   float mean[D];
   double w_sum;
-  int aborted_at;  /* 0 completed, 2 masked stage, 3 reveal refused */
+  int aborted_at;     /* 0 completed, 2 masked stage, 3 reveal refused, 4 the unmasked sum refused */
+  int corrupt_reveal; /* site 0's share of site 1's self-mask seed arrives with a bit flipped */
 } run;
 
 static secagg_site sites[N];
@@ -118,10 +119,19 @@ static void run_round(run *r, const secagg_params *p, const int *drop_after_shar
     CHECK_MSG(secagg_site_unmask(&sites[k], u3, &rv, err, sizeof err) == 0, "%s", err);
     for (int i = 0; i < N; i++)  /* never both kinds for one peer: the kind follows U3 */
       CHECK(rv.kind[i] == (u3[i] ? SECAGG_REVEAL_SELF_SEED : SECAGG_REVEAL_MASK_KEY));
+    if (k == 0 && r->corrupt_reveal) rv.y[1][0] ^= 1;
     CHECK(secagg_server_add_reveal(&v, &rv, err, sizeof err) == 0);
     CHECK(secagg_site_unmask(&sites[k], u3, &rv, err, sizeof err) != 0); /* only once */
   }
-  CHECK_MSG(secagg_server_finish(&v, r->mean, &r->w_sum, err, sizeof err) == 0, "%s", err);
+  int rc = secagg_server_finish(&v, r->mean, &r->w_sum, err, sizeof err);
+  if (r->corrupt_reveal) {
+    /* a wrong self-mask seed leaves its whole keystream in the sum: refused, not committed */
+    CHECK(rc != 0 && v.stage == SECAGG_ABORTED);
+    CHECK_STR_CONTAINS(err, "nothing is committed");
+    r->aborted_at = 4;
+  } else {
+    CHECK_MSG(rc == 0, "%s", err);
+  }
   secagg_server_free(&v);
 }
 
@@ -209,6 +219,14 @@ int main(void) {
   run_round(&r, &p, drop_one);
   CHECK_EQ_INT(r.aborted_at, 0);
   check_mean(&r, &p, kept);
+
+  /* A wrong share: the unmasked sum is noise over the int32 range and is refused. */
+  fill(&r, 5);
+  r.aborted_at = 0;
+  r.corrupt_reveal = 1;
+  run_round(&r, &p, none);
+  CHECK_EQ_INT(r.aborted_at, 4);
+  r.corrupt_reveal = 0;
 
   /* Two of four drop with t = 3: aborted before anything is revealed. */
   int drop_two[N] = {0, 1, 1, 0};
