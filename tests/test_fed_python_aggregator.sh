@@ -21,9 +21,8 @@ fed_grpc_python
 # start_python_aggregator [options]: starts it (log pyagg.log, results in pyagg/) and sets fed_port.
 start_python_aggregator() {
   mkdir -p pyagg
-  "$fed_py" "$FEDLORA_SOURCE_DIR/tests/fed/python_aggregator.py" --port-file pyagg/port --ca pki/ca.pem \
-    --cert pki/aggregator.pem --key pki/aggregator.key --proto "$FEDLORA_SOURCE_DIR/proto/fedlora.proto" \
-    --base base --out pyagg "$@" >pyagg.log 2>&1 &
+  fed_python_peer python_aggregator.py aggregator
+  "${fed_peer[@]}" --port-file pyagg/port --out pyagg "$@" >pyagg.log 2>&1 &
   fed_pid[pyagg]=$!
   if ! wait_for 30 test -s pyagg/port; then
     fed_bad "the Python aggregator does not listen: $(cat pyagg.log)"

@@ -15,9 +15,8 @@ fed_start_agg agg --set rounds.total=1
 fed_start_site beta
 fed_start_site gamma
 mkdir -p site-alpha
-if "$fed_py" "$FEDLORA_SOURCE_DIR/tests/fed/python_peer.py" --server "127.0.0.1:$fed_port" --ca pki/ca.pem \
-    --cert pki/alpha.pem --key pki/alpha.key --proto "$FEDLORA_SOURCE_DIR/proto/fedlora.proto" --base base \
-    --examples 200 --state site-alpha >peer.log 2>&1; then
+fed_python_peer python_peer.py alpha
+if "${fed_peer[@]}" --server "127.0.0.1:$fed_port" --examples 200 --state site-alpha >peer.log 2>&1; then
   fed_ok "the Python site's checks all hold"
 else
   fed_bad "the Python site: $(grep -c '^FAIL' peer.log) checks failed"

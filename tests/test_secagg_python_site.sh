@@ -15,15 +15,14 @@
 source "$FEDLORA_SOURCE_DIR/tests/fed/lib.sh"
 source "$FEDLORA_SOURCE_DIR/tests/fed/secagg.sh"
 
-fed_grpc_python
-fed_python_with "python3-grpcio python3-protobuf python3-cryptography" grpc google.protobuf cryptography
+fed_grpc_python python3-cryptography cryptography
 
 # python_site: starts the Python site alpha in the background (log python.log, pid fed_pid[alpha]).
 python_site() {
   mkdir -p site-alpha
-  "$fed_py" "$FEDLORA_SOURCE_DIR/tests/fed/python_secagg_site.py" --server "127.0.0.1:$fed_port" --ca pki/ca.pem \
-    --cert pki/alpha.pem --key pki/alpha.key --proto "$FEDLORA_SOURCE_DIR/proto/fedlora.proto" --base base \
-    --examples 200 --state site-alpha --name alpha --timeout 240 >python.log 2>&1 &
+  fed_python_peer python_secagg_site.py alpha
+  "${fed_peer[@]}" --server "127.0.0.1:$fed_port" --examples 200 --state site-alpha --name alpha --timeout 240 \
+    >python.log 2>&1 &
   fed_pid[alpha]=$!
 }
 # python_done PHASE: waits for the Python site and shows its output. Sets site_wait, how long the

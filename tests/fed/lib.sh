@@ -196,15 +196,26 @@ fed_python_with() {
   fi
 }
 
-# fed_grpc_python: fed_py for the Python peers of the wire protocol (tests/fed/python_*.py): grpcio,
-# Google's protobuf runtime, and protoc.
+# fed_grpc_python [PACKAGES MODULE...]: fed_py for the Python peers of the wire protocol
+# (tests/fed/python_*.py): grpcio, Google's protobuf runtime, and protoc; and any further MODULEs
+# (Debian PACKAGES).
 fed_grpc_python() {
-  fed_python_with "python3-grpcio python3-protobuf protobuf-compiler" grpc google.protobuf
+  local packages="python3-grpcio python3-protobuf protobuf-compiler${1:+ $1}"
+  shift $(($# > 0))
+  fed_python_with "$packages" grpc google.protobuf "$@"
   if ! command -v protoc >/dev/null; then
     fed_bad "no protoc: apt-get install protobuf-compiler (scripts/deps.sh)"
     fed_finish
     exit 1
   fi
+}
+
+# fed_python_peer SCRIPT NAME: sets fed_peer to the command line of tests/fed/SCRIPT run by fed_py as
+# the holder of pki/NAME.pem and pki/NAME.key, with the CA, proto/fedlora.proto and the base model;
+# append its own options ("${fed_peer[@]}" --opt ... &: the pid is the peer's own).
+fed_python_peer() {
+  fed_peer=("$fed_py" "$FEDLORA_SOURCE_DIR/tests/fed/$1" --ca pki/ca.pem --cert "pki/$2.pem" --key "pki/$2.key"
+    --proto "$FEDLORA_SOURCE_DIR/proto/fedlora.proto" --base base)
 }
 
 # fed_check_rounds STATE_DIR [checker options]: the independent recomputation of every committed

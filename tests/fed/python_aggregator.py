@@ -41,7 +41,7 @@ import time
 
 import grpc
 
-from wire_peer import Checks, fingerprint, load_messages
+from wire_peer import SERVICE, Checks, fingerprint, load_messages, receive_chunks, send_chunks
 
 MODULES = [("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v_proj"), ("self_attn", "o_proj"),
            ("mlp", "gate_proj"), ("mlp", "up_proj"), ("mlp", "down_proj")]
@@ -168,29 +168,17 @@ class Aggregator:
         if fault == "huge":
             yield pb.Chunk(header=header, offset=0, data=bytes(5 << 20))
             return
-        offset, first = 0, True
-        size = 1024 if fault == "gap" else CHUNK
-        while offset < len(payload):
-            c = pb.Chunk(offset=offset, data=payload[offset:offset + size])
-            if first:
-                c.header.CopyFrom(header)
-                first = False
-            yield c
-            offset += size + (4 if fault == "gap" and offset == 0 else 0)
+        if fault == "gap":  # 4 bytes skipped after the first 1 KiB chunk
+            yield from send_chunks(pb.Chunk, header, payload, 1024, gap=4)
+        else:
+            yield from send_chunks(pb.Chunk, header, payload, CHUNK)
 
     def submit(self, it, ctx):
         pb = self.pb
-        header, parts, offset, order_ok, big = None, [], 0, True, 0
-        for i, c in enumerate(it):
-            if i == 0:
-                header = c.header
-            order_ok &= c.offset == offset and (i == 0) == c.HasField("header")
-            big = max(big, len(c.data))
-            parts.append(c.data)
-            offset += len(c.data)
-        data = b"".join(parts)
-        check(order_ok and big <= CHUNK, f"Submit: chunks in order from 0, header first only, largest {big} bytes")
-        h = header
+        out_of_order = []
+        h, data, big = receive_chunks(it, lambda i, c, offset: out_of_order.append(i))
+        check(not out_of_order and big <= CHUNK,
+              f"Submit: chunks in order from 0, header first only, largest {big} bytes")
         check(h.round == 1 and 0 < h.example_count <= self.examples,
               f"Submit: round {h.round}, {h.example_count} examples (declared {self.examples})")
         got = [(t.name, list(t.shape), t.dtype, t.offset, t.length) for t in h.payload.tensors]
@@ -251,7 +239,7 @@ def main():
     }
     server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4),
                          options=[("grpc.max_send_message_length", 16 << 20)])
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("fedlora.v1.Federation", handlers),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     creds = grpc.ssl_server_credentials([(open(a.key, "rb").read(), open(a.cert, "rb").read())],
                                         root_certificates=open(a.ca, "rb").read(), require_client_auth=True)
     port = server.add_secure_port("127.0.0.1:0", creds)

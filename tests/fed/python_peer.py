@@ -22,7 +22,8 @@ import time
 
 import grpc
 
-from wire_peer import Checks, fingerprint, load_messages
+from wire_peer import (SECONDS, STEPS, TOKENS, TRAIN_LOSS, VAL_LOSS, Checks, fingerprint, keep_update, load_messages,
+                       make_update, method, receive_chunks, send_chunks, site_channel)
 
 check = Checks()
 
@@ -45,22 +46,12 @@ def main():
     ap.add_argument("--examples", type=int, required=True)
     a = ap.parse_args()
     pb = load_messages(a.proto)
-    creds = grpc.ssl_channel_credentials(open(a.ca, "rb").read(), open(a.key, "rb").read(),
-                                         open(a.cert, "rb").read())
-    channel = grpc.secure_channel(a.server, creds)
-    svc = "/fedlora.v1.Federation/"
-
-    def unary(name, req, resp):
-        return channel.unary_unary(svc + name, request_serializer=req.SerializeToString,
-                                   response_deserializer=resp.FromString)
-
-    join = unary("Join", pb.JoinRequest, pb.JoinResponse)
-    await_round = unary("AwaitRound", pb.AwaitRoundRequest, pb.RoundTask)
-    status = unary("GetStatus", pb.StatusRequest, pb.Status)
-    download = channel.unary_stream(svc + "DownloadAdapter", request_serializer=pb.DownloadRequest.SerializeToString,
-                                    response_deserializer=pb.Chunk.FromString)
-    submit = channel.stream_unary(svc + "SubmitUpdate", request_serializer=pb.UpdateChunk.SerializeToString,
-                                  response_deserializer=pb.SubmitResponse.FromString)
+    channel = site_channel(a.server, a.ca, a.cert, a.key)
+    join = method(channel, "Join", pb.JoinRequest, pb.JoinResponse)
+    await_round = method(channel, "AwaitRound", pb.AwaitRoundRequest, pb.RoundTask)
+    status = method(channel, "GetStatus", pb.StatusRequest, pb.Status)
+    download = method(channel, "DownloadAdapter", pb.DownloadRequest, pb.Chunk, "unary_stream")
+    submit = method(channel, "SubmitUpdate", pb.UpdateChunk, pb.SubmitResponse, "stream_unary")
 
     # --- join
     fp = fingerprint(a.base)
@@ -72,7 +63,7 @@ def main():
     check(plan.site == "alpha" and plan.base_model_fingerprint == fp and plan.lora.rank > 0 and len(plan.run_id) > 0,
           f"joined as '{plan.site}' (the certificate's CN) in run {plan.run_id}: LoRA r={plan.lora.rank} on "
           f"{list(plan.lora.target_modules)}, {plan.rounds.total_rounds} round(s)")
-    expect_error(lambda: unary("NoSuchMethod", pb.StatusRequest, pb.Status)(pb.StatusRequest(), timeout=30),
+    expect_error(lambda: method(channel, "NoSuchMethod", pb.StatusRequest, pb.Status)(pb.StatusRequest(), timeout=30),
                  grpc.StatusCode.UNIMPLEMENTED, [], "a method the service does not have")
     st = status(pb.StatusRequest(), timeout=30)
     check(st.run_id == plan.run_id and any(s.name == "alpha" and s.joined for s in st.sites),
@@ -91,17 +82,11 @@ def main():
     with open(os.path.join(a.state, "manifest.json"), "w") as f:
         f.write(task.manifest)
 
+    def out_of_order(i, c, offset):
+        check(False, f"download chunk {i}: offset {c.offset}, want {offset}; header only first")
+
     def fetch(round_):
-        header, parts, offset = None, [], 0
-        for i, c in enumerate(download(pb.DownloadRequest(round=round_), timeout=60)):
-            if i == 0:
-                header = c.header
-            check_order = c.offset == offset and (i == 0) == c.HasField("header")
-            if not check_order:
-                check(False, f"download chunk {i}: offset {c.offset}, want {offset}; header only first")
-            parts.append(c.data)
-            offset += len(c.data)
-        return header, b"".join(parts)
+        return receive_chunks(download(pb.DownloadRequest(round=round_), timeout=60), out_of_order)[:2]
 
     header, payload = fetch(task.base_round)
     check(header is not None and len(payload) == header.total_size == task.adapter_size and
@@ -111,22 +96,17 @@ def main():
           sum(t.length for t in header.tensors) == len(payload), "the tensor specs tile the payload (f32)")
 
     # --- an update: the global adapter plus a fixed delta
-    n = len(payload) // 4
-    g = struct.unpack(f"<{n}f", payload)
-    update = struct.pack(f"<{n}f", *[x + 1e-3 * ((i % 7) - 3) for i, x in enumerate(g)])
+    update = make_update(payload)
     sha = hashlib.sha256(update).digest()
-    metrics = pb.SiteMetrics(train_loss=2.5, val_loss_before=3.25, tokens=1000, steps=10, seconds=1.0)
+    metrics = pb.SiteMetrics(train_loss=TRAIN_LOSS, val_loss_before=VAL_LOSS, tokens=TOKENS, steps=STEPS,
+                             seconds=SECONDS)
 
     def chunks(data, round_=1, examples=a.examples, total=None, digest=None, size=1 << 20):
         h = pb.UpdateHeader(round=round_, example_count=examples, metrics=metrics,
                             payload=pb.PayloadHeader(tensors=header.tensors,
                                                      total_size=len(data) if total is None else total,
                                                      sha256=sha if digest is None else digest))
-        for off in range(0, len(data), size):
-            c = pb.UpdateChunk(offset=off, data=data[off:off + size])
-            if off == 0:
-                c.header.CopyFrom(h)
-            yield c
+        return send_chunks(pb.UpdateChunk, h, data, size)
 
     expect_error(lambda: submit(chunks(update, examples=a.examples + 1), timeout=60),
                  grpc.StatusCode.INVALID_ARGUMENT, ["example"], "more examples than declared at Join")
@@ -150,10 +130,7 @@ def main():
     check(not r.duplicate and r.sha256 == sha, f"the update is accepted with its digest ({r.message or 'no message'})")
     r = submit(chunks(update), timeout=60)
     check(r.duplicate and r.sha256 == sha, "the same bytes again: acknowledged as a duplicate")
-    # kept as a fedlora site keeps it (the payload, then 6 doubles of metrics), for check_rounds.py
-    os.makedirs(os.path.join(a.state, "updates"), exist_ok=True)
-    with open(os.path.join(a.state, "updates", f"r0001-{task.adapter_sha256.hex()[:16]}.bin"), "wb") as f:
-        f.write(update + struct.pack("<6d", 2.5, 3.25, 1000, 10, 1.0, 0.0))
+    keep_update(a.state, 1, task.adapter_sha256, update)  # for check_rounds.py
 
     # --- the end of the run and its final adapter
     deadline = time.time() + 90

@@ -52,17 +52,16 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
 
-from wire_peer import Checks, fingerprint, load_messages
+from wire_peer import (SECONDS, STEPS, TRAIN_LOSS, VAL_LOSS, Checks, fingerprint, keep_update, load_messages,
+                       make_update, method, receive_chunks, send_chunks, site_channel)
 
 check = Checks()
-SVC = "/fedlora.v1.Federation/"
 LOSS_MAX = 64.0
 METRIC_WORDS = 4
 MAX_SITES = 100
 NONE, MASK_KEY, SELF_SEED = 0, 1, 2
 # an aggregator restarting or unreachable: the attempt is over for this site, not a refusal
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
-TRAIN_LOSS, VAL_LOSS, TOKENS, STEPS, SECONDS = 2.5, 3.25, 1000, 10, 1.0
 
 
 def info(msg):
@@ -265,9 +264,7 @@ def chain_ok(pem, cas):
 class Site:
     def __init__(self, a, pb):
         self.a, self.pb = a, pb
-        creds = grpc.ssl_channel_credentials(open(a.ca, "rb").read(), open(a.key, "rb").read(),
-                                             open(a.cert, "rb").read())
-        self.channel = grpc.secure_channel(a.server, creds)
+        self.channel = site_channel(a.server, a.ca, a.cert, a.key)
         self.cert_pem = open(a.cert).read()
         self.tls_key = serialization.load_pem_private_key(open(a.key, "rb").read(), password=None)
         self.cas = load_certs(open(a.ca, "rb").read())
@@ -275,20 +272,25 @@ class Site:
         self.rounds_done = []
 
     def unary(self, name, req, resp_type, timeout=60):
-        call = self.channel.unary_unary(SVC + name, request_serializer=type(req).SerializeToString,
-                                        response_deserializer=resp_type.FromString)
-        return call(req, timeout=timeout)
+        return method(self.channel, name, type(req), resp_type)(req, timeout=timeout)
 
-    def stage_call(self, name, req, resp_type, what):
-        """A call of a secagg stage: FAILED_PRECONDITION (the attempt is over) or an unreachable
-        aggregator end the attempt for this site; anything else is a refusal of what it sent."""
+    @staticmethod
+    def in_attempt(call, what, refusal, stop):
+        """call() within a secagg attempt: FAILED_PRECONDITION (the attempt is over) or an unreachable
+        aggregator end the attempt for this site (Gone: what); anything else is a refusal of what it
+        sent (FAIL refusal, then Refused: stop)."""
         try:
-            return self.unary(name, req, resp_type)
+            return call()
         except grpc.RpcError as e:
             if e.code() in TRANSIENT or e.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 raise Gone(f"{what}: {e.code().name} '{e.details()}'")
-            check(False, f"{what}: the aggregator refused it: {e.code().name} '{e.details()}'")
-            raise Refused(what)
+            check(False, f"{refusal}: {e.code().name} '{e.details()}'")
+            raise Refused(stop)
+
+    def stage_call(self, name, req, resp_type, what):
+        """A unary call of a secagg stage (in_attempt)."""
+        return self.in_attempt(lambda: self.unary(name, req, resp_type), what,
+                               f"{what}: the aggregator refused it", what)
 
     def poll(self, name, resp_type, what, seconds=180):
         req = self.pb.SecAggPoll(round=self.task.round, attempt=self.task.attempt)
@@ -325,19 +327,12 @@ class Site:
             raise Refused("join")
 
     def fetch(self, round_):
-        call = self.channel.unary_stream(SVC + "DownloadAdapter",
-                                         request_serializer=self.pb.DownloadRequest.SerializeToString,
-                                         response_deserializer=self.pb.Chunk.FromString)
-        header, parts, offset = None, [], 0
-        for i, c in enumerate(call(self.pb.DownloadRequest(round=round_), timeout=60)):
-            if (i == 0) != c.HasField("header") or c.offset != offset:
-                raise Refused(f"download of round {round_}: chunk {i} at {c.offset} (want {offset}), header "
-                              f"{'missing' if i == 0 else 'repeated'}")
-            if i == 0:
-                header = c.header
-            parts.append(c.data)
-            offset += len(c.data)
-        return header, b"".join(parts)
+        def out_of_order(i, c, offset):
+            raise Refused(f"download of round {round_}: chunk {i} at {c.offset} (want {offset}), header "
+                          f"{'missing' if i == 0 else 'repeated'}")
+
+        call = method(self.channel, "DownloadAdapter", self.pb.DownloadRequest, self.pb.Chunk, "unary_stream")
+        return receive_chunks(call(self.pb.DownloadRequest(round=round_), timeout=60), out_of_order)[:2]
 
     # ---- the run
 
@@ -428,13 +423,9 @@ class Site:
               len(payload) == task.adapter_size,
               f"{tag}: global adapter of round {task.base_round} ({len(payload)} bytes) hashes to the task's digest")
         d = len(payload) // 4
-        g = struct.unpack(f"<{d}f", payload)
-        update = struct.pack(f"<{d}f", *[x + 1e-3 * ((i % 7) - 3) for i, x in enumerate(g)])
-        os.makedirs(os.path.join(self.a.state, "updates"), exist_ok=True)
-        with open(os.path.join(self.a.state, "updates", f"r{task.round:04d}-{task.adapter_sha256.hex()[:16]}.bin"),
-                  "wb") as f:
-            f.write(update + struct.pack("<6d", TRAIN_LOSS, VAL_LOSS, TOKENS, STEPS, SECONDS, 0.0))
-        delta = [u - x for u, x in zip(struct.unpack(f"<{d}f", update), g)]
+        update = make_update(payload)
+        keep_update(self.a.state, task.round, task.adapter_sha256, update)
+        delta = [u - x for u, x in zip(struct.unpack(f"<{d}f", update), struct.unpack(f"<{d}f", payload))]
 
         # stage 0: keys
         c_sk, s_sk = x25519.X25519PrivateKey.generate(), x25519.X25519PrivateKey.generate()
@@ -514,7 +505,7 @@ class Site:
                             f"(with this site's own, {len(u2)} of threshold {t})")
         if len(u2) < t:
             raise Refused("shares")
-        w = task.secagg_weight_scale and self.a.examples / task.secagg_weight_scale or 1.0
+        w = self.a.examples / task.secagg_weight_scale if task.secagg_weight_scale else 1.0
         if not 0 < w <= 1:
             check(False, f"{tag}: weight {w} outside (0, 1] ({self.a.examples} / {task.secagg_weight_scale})")
             raise Refused("weight")
@@ -530,24 +521,9 @@ class Site:
         mh = pb.SecAggMaskedHeader(round=task.round, attempt=task.attempt, words=len(y),
                                    sha256=hashlib.sha256(data).digest(),
                                    metrics=pb.SiteMetrics(steps=STEPS, seconds=SECONDS))
-
-        def chunks(size=1 << 20):
-            for off in range(0, len(data), size):
-                c = pb.SecAggMaskedChunk(offset=off, data=data[off:off + size])
-                if off == 0:
-                    c.header.CopyFrom(mh)
-                yield c
-
-        submit = self.channel.stream_unary(SVC + "SecAggSubmitMasked",
-                                           request_serializer=pb.SecAggMaskedChunk.SerializeToString,
-                                           response_deserializer=pb.SecAggAck.FromString)
-        try:
-            submit(chunks(), timeout=600)
-        except grpc.RpcError as e:
-            if e.code() in TRANSIENT or e.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                raise Gone(f"the masked vector: {e.code().name} '{e.details()}'")
-            check(False, f"{tag}: the masked vector was refused: {e.code().name} '{e.details()}'")
-            raise Refused("masked")
+        submit = method(self.channel, "SecAggSubmitMasked", pb.SecAggMaskedChunk, pb.SecAggAck, "stream_unary")
+        self.in_attempt(lambda: submit(send_chunks(pb.SecAggMaskedChunk, mh, data), timeout=600),
+                        "the masked vector", f"{tag}: the masked vector was refused", "masked")
         check(True, f"{tag}: masked vector of {len(y)} words (the weight word, then d = {d} update floats + "
                     f"{METRIC_WORDS} loss coordinates; w = {w:.6g}) accepted")
 

@@ -1,6 +1,9 @@
-"""What the Python peers of the wire protocol share (tests/fed/python_peer.py, python_aggregator.py):
-the messages compiled from proto/fedlora.proto by protoc for Google's protobuf runtime, the base
-model's fingerprint recomputed from its definition, and the ok/FAIL check lines they print."""
+"""What the Python peers of the wire protocol share (tests/fed/python_peer.py, python_aggregator.py,
+python_secagg_site.py): the messages compiled from proto/fedlora.proto by protoc for Google's
+protobuf runtime, the base model's fingerprint recomputed from its definition, the ok/FAIL check
+lines they print, grpcio stubs without generated service code, the chunked streams (Chunk,
+UpdateChunk, SecAggMaskedChunk) both ways, and a site's update: made and kept as a fedlora site
+keeps it."""
 import hashlib
 import os
 import struct
@@ -8,6 +11,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+
+import grpc
+
+SERVICE = "fedlora.v1.Federation"
+# the metrics a Python site reports and keeps with its update
+TRAIN_LOSS, VAL_LOSS, TOKENS, STEPS, SECONDS = 2.5, 3.25, 1000, 10, 1.0
 
 
 class Checks:
@@ -42,3 +51,57 @@ def load_messages(proto):
         import fedlora_pb2
         sys.path.remove(out)
     return fedlora_pb2
+
+
+def site_channel(server, ca, cert, key):
+    """A channel to the aggregator over mutual TLS, as the site of cert/key."""
+    creds = grpc.ssl_channel_credentials(open(ca, "rb").read(), open(key, "rb").read(), open(cert, "rb").read())
+    return grpc.secure_channel(server, creds)
+
+
+def method(channel, name, req, resp, kind="unary_unary"):
+    """A callable for the service's method name (kind: unary_unary, unary_stream, stream_unary)."""
+    return getattr(channel, kind)(f"/{SERVICE}/{name}", request_serializer=req.SerializeToString,
+                                  response_deserializer=resp.FromString)
+
+
+def send_chunks(chunk_type, header, data, size=1 << 20, gap=0):
+    """data as chunk_type messages of at most size bytes in order from offset 0, the header in the
+    first only; gap skips that many bytes after the first chunk (a spoiled stream)."""
+    offset = 0
+    while offset < len(data):
+        c = chunk_type(offset=offset, data=data[offset:offset + size])
+        if offset == 0:
+            c.header.CopyFrom(header)
+        yield c
+        offset += size + (gap if offset == 0 else 0)
+
+
+def receive_chunks(stream, out_of_order):
+    """(header, payload, largest chunk) of a chunked stream; out_of_order(i, chunk, offset) is called
+    for chunk i when it is not at the running offset or has the header anywhere but first."""
+    header, parts, offset, largest = None, [], 0, 0
+    for i, c in enumerate(stream):
+        if c.offset != offset or (i == 0) != c.HasField("header"):
+            out_of_order(i, c, offset)
+        if i == 0:
+            header = c.header
+        parts.append(c.data)
+        offset += len(c.data)
+        largest = max(largest, len(c.data))
+    return header, b"".join(parts), largest
+
+
+def make_update(payload):
+    """A site's update: the global adapter's float32 payload plus a fixed delta."""
+    n = len(payload) // 4
+    g = struct.unpack(f"<{n}f", payload)
+    return struct.pack(f"<{n}f", *[x + 1e-3 * ((i % 7) - 3) for i, x in enumerate(g)])
+
+
+def keep_update(state, round_, base_sha256, update):
+    """The update kept as a fedlora site keeps it (for tests/fed/check_rounds.py and check_secagg.py):
+    STATE/updates/rNNNN-<the base adapter's digest, 16 hex>.bin, the payload then 6 doubles of metrics."""
+    os.makedirs(os.path.join(state, "updates"), exist_ok=True)
+    with open(os.path.join(state, "updates", f"r{round_:04d}-{base_sha256.hex()[:16]}.bin"), "wb") as f:
+        f.write(update + struct.pack("<6d", TRAIN_LOSS, VAL_LOSS, TOKENS, STEPS, SECONDS, 0.0))
