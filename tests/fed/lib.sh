@@ -1,4 +1,4 @@
-# Shared by tests/test_fed_*.sh (source it): a scratch run directory, the fixture of
+# Shared by the federation tests (tests/test_*.sh that source it): a scratch run directory, the fixture of
 # tests/fed/fixture.sh, an aggregator and sites started on an ephemeral loopback port, bounded
 # waits, and a trap that kills whatever was started. Keep the run directory with FEDTEST_KEEP=1
 # (it is kept anyway, and its path printed, when a check failed).

@@ -66,8 +66,8 @@ def adapter_specs(pb, base, rank, targets):
             fan_in, fan_out = io[module]
             for ab, shape in (("A", [rank, fan_in]), ("B", [fan_out, rank])):
                 length = 4 * shape[0] * shape[1]
-                specs.append(pb.TensorSpec(name=f"base_model.model.model.layers.{layer}.{block}.{module}.lora_{ab}.weight",
-                                           shape=shape, dtype=pb.DTYPE_F32, offset=offset, length=length))
+                name = f"base_model.model.model.layers.{layer}.{block}.{module}.lora_{ab}.weight"
+                specs.append(pb.TensorSpec(name=name, shape=shape, dtype=pb.DTYPE_F32, offset=offset, length=length))
                 offset += length
     return specs
 
