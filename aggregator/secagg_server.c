@@ -21,6 +21,9 @@ static const char *const stage_names[] = {"keys", "shares", "masked", "unmask", 
 
 const char *secagg_stage_name(const secagg_round *sr) { return sr->active ? stage_names[sr->v.stage] : "none"; }
 
+/* Values each site masks and sums: the update's floats, then its loss coordinates. */
+static size_t masked_floats(const secagg_host *h) { return h->d + SECAGG_METRIC_WORDS; }
+
 static int site_index(const secagg_round *sr, const char *name) {
   for (int k = 0; k < sr->v.p.n; k++)
     if (strcmp(sr->v.p.names[k], name) == 0) return k;
@@ -54,7 +57,7 @@ int secagg_round_open(secagg_host *h, const char *run_id, const char *state_dir,
   const agg_config *c = h->cfg;
   secagg_round_close(sr);
   secagg_params p = {.round = rm->round, .range = c->privacy.secagg_clip_range, .scale = c->privacy.secagg_scale,
-                     .d = h->d + SECAGG_METRIC_WORDS};
+                     .d = masked_floats(h)};
   snprintf(p.run_id, sizeof p.run_id, "%s", run_id);
   uint64_t most = 0;
   for (int i = 0; i < rm->n_sites; i++) {
@@ -427,7 +430,7 @@ grpc_status_code secagg_handle_submit_masked(rpc_call *call, secagg_host *h) {
   }
   payload_rx rx = {0};
   if (code == GRPC_STATUS_OK &&
-      payload_rx_begin(&rx, hd->words * 4, hd->sha256.data, (h->d + SECAGG_METRIC_WORDS + 1) * 4, err, sizeof err) != 0)
+      payload_rx_begin(&rx, hd->words * 4, hd->sha256.data, (masked_floats(h) + 1) * 4, err, sizeof err) != 0)
     code = rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", err);
   if (code == GRPC_STATUS_OK) code = payload_receive(call, &rx, &first->base, masked_chunk_view);
   if (code == GRPC_STATUS_OK && payload_rx_end(&rx, err, sizeof err) != 0)

@@ -6,8 +6,9 @@
  *   static inline __attribute__((always_inline)) float name_body(const float *x, int n) { ... }
  *   CPU_DISPATCH(, float, name, (const float *x, int n), (x, n))
  *
- * defines `float name(const float *x, int n)` (with `static` as the first argument, a static one). Nothing in a body may depend on the vector width
- * (reductions keep fixed lanes), so both versions give the same bits. */
+ * defines `float name(const float *x, int n)` (with `static` as the first argument, a static one).
+ * Nothing in a body may depend on the vector width (reductions keep fixed lanes), so both versions
+ * give the same bits. */
 #ifndef FEDLORA_CPU_DISPATCH_H
 #define FEDLORA_CPU_DISPATCH_H
 

@@ -177,8 +177,8 @@ int activations_build(model_activations *a, const model_config *c, const lora_ad
       {&x->resid, (L + 1) * N * D}, {&x->resid_mid, L * N * D}, {&x->xn, N * D},
       {&x->rstd_att, L * N},        {&x->q, L * N * QD},        {&x->k, L * N * KVD},
       {&x->v, L * N * KVD},         {&x->att, L * B * H * T * T}, {&x->att_out, L * N * QD},
-      {&x->rstd_ffn, L * N},      {&x->gate, L * N * F},
-      {&x->up, L * N * F},          {&x->act, N * F},       {&x->xn_final, N * D},
+      {&x->rstd_ffn, L * N},        {&x->gate, L * N * F},      {&x->up, L * N * F},
+      {&x->act, N * F},             {&x->xn_final, N * D},
       {&x->rstd_final, N},          {&x->lora_xa, L * LORA_NUM_MODULES * N * r},
       {&x->rope_cos, T * half},     {&x->rope_sin, T * half},   {&x->logits, S * LOSS_CHUNK * V},
       {&x->loss_x, S * LOSS_CHUNK * D}, {&x->loss_dx, training ? S * LOSS_CHUNK * D : 0},
@@ -239,8 +239,8 @@ static layer_acts layer_view(const model_config *c, model_activations *a, int l,
       .resid_mid = x->resid_mid + l * N * D + r0 * D, .xn = x->xn + r0 * D,
       .rstd_att = x->rstd_att + l * N + r0, .q = x->q + l * N * QD + r0 * QD, .k = x->k + l * N * KVD + r0 * KVD,
       .v = x->v + l * N * KVD + r0 * KVD, .att = x->att + l * att + att0,
-      .att_out = x->att_out + l * N * QD + r0 * QD, .rstd_ffn = x->rstd_ffn + l * N + r0, .gate = x->gate + l * N * F + r0 * F, .up = x->up + l * N * F + r0 * F,
-      .act = x->act + r0 * F};
+      .att_out = x->att_out + l * N * QD + r0 * QD, .rstd_ffn = x->rstd_ffn + l * N + r0,
+      .gate = x->gate + l * N * F + r0 * F, .up = x->up + l * N * F + r0 * F, .act = x->act + r0 * F};
   return v;
 }
 
